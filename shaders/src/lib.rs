@@ -1,0 +1,1 @@
+//! WGSL kernels, CPU references and the wgpu executor (being written).
