@@ -1,1 +1,29 @@
-//! WGSL kernels, CPU references and the wgpu executor (being written).
+//! WGSL kernels, their CPU references, and the one wgpu executor shared by browser and native
+//! workers.
+//!
+//! - [`mod@validate`]: naga parse + validate + reflection; the relay uses it to reject bad WGSL with a
+//!   line and column before a job is queued.
+//! - [`executor`]: [`Gpu`], the only code here that touches wgpu. One code path for native and
+//!   browser; they differ only in how the instance is found and how readback waits.
+//! - [`kernels`]: the built-in kernels (`wgsl/*.wgsl`), their bindings and dispatch rules.
+//! - [`mod@reference`]: a CPU reference of every built-in kernel, for tests and for relay canaries.
+//! - [`testsuite`]: kernel-vs-reference and executor-behaviour checks as async functions over a
+//!   `&Gpu`, run natively on lavapipe (`tests/lavapipe.rs`) and, later, in the browser.
+//!
+//! **Architecture invariant:** a launch that fails never yields buffers. Invalid WGSL, bindings
+//! that do not match the shader, limits, wgpu validation errors, out-of-memory and device loss
+//! all come back as [`ExecError`]; wgpu is never allowed to panic and a zeroed buffer is never
+//! returned in place of an error (STYLE.md, "Errors must reach the caller").
+//!
+//! This crate compiles to `wasm32-unknown-unknown` (wgpu's `webgpu` backend) and natively
+//! (Vulkan, Metal, DX12, GL); the split is by target in `Cargo.toml`, never by Cargo feature.
+
+pub mod error;
+pub mod executor;
+pub mod kernels;
+pub mod reference;
+pub mod testsuite;
+pub mod validate;
+
+pub use executor::{Contents, ExecError, Gpu, Launch, LaunchBinding};
+pub use validate::{BindingKind, EntryPointInfo, ShaderBinding, ShaderError, ShaderInfo, validate};

@@ -1,0 +1,88 @@
+//! The shared test suite (`hyphae_shaders::testsuite`) on the native GPU this machine has:
+//! lavapipe (Mesa's software Vulkan) in CI, whatever `WGPU_BACKEND` picks elsewhere. Each test
+//! opens a `Gpu` of its own, so counters read by the executor checks are not disturbed by
+//! tests running in parallel.
+
+use hyphae_shaders::Gpu;
+use hyphae_shaders::testsuite::{self, Failure};
+
+fn gpu() -> Gpu {
+    pollster::block_on(Gpu::new()).expect("a native GPU adapter (lavapipe: mesa-vulkan-drivers)")
+}
+
+fn check(result: Result<(), Failure>) {
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+#[test]
+fn adapter_reports_backend_type_and_limits() {
+    let gpu = gpu();
+    let info = gpu.adapter_info();
+    assert!(!info.name.is_empty());
+    assert!(["vulkan", "metal", "dx12", "gl"].contains(&info.backend.as_str()), "{info:?}");
+    assert!(
+        ["cpu", "integrated_gpu", "discrete_gpu", "virtual_gpu", "other"].contains(&info.device_type.as_str()),
+        "{info:?}"
+    );
+    assert_eq!(info.limits, gpu.limits());
+    // The adapter's own limits are requested, not WebGPU's defaults.
+    assert!(gpu.limits().max_storage_buffer_binding_size >= 128 << 20, "{info:?}");
+    assert!(gpu.limits().max_compute_invocations_per_workgroup >= 256, "{info:?}");
+}
+
+#[test]
+fn matmul_matches_reference_on_ragged_shapes() {
+    check(pollster::block_on(testsuite::kernels::matmul_matches_reference_on_ragged_shapes(&gpu())));
+}
+
+#[test]
+fn collatz_matches_reference() {
+    check(pollster::block_on(testsuite::kernels::collatz_matches_reference(&gpu())));
+}
+
+#[test]
+fn vector_add_matches_reference() {
+    check(pollster::block_on(testsuite::kernels::vector_add_matches_reference(&gpu())));
+}
+
+#[test]
+fn invalid_shader_is_an_error_not_a_panic() {
+    check(pollster::block_on(testsuite::executor::invalid_shader_is_an_error_not_a_panic(&gpu())));
+}
+
+#[test]
+fn device_rejected_shader_is_invalid_shader_and_not_cached() {
+    check(pollster::block_on(testsuite::executor::device_rejected_shader_is_invalid_shader_and_not_cached(&gpu())));
+}
+
+#[test]
+fn bindings_not_matching_the_shader_are_typed_errors() {
+    check(pollster::block_on(testsuite::executor::bindings_not_matching_the_shader_are_typed_errors(&gpu())));
+}
+
+#[test]
+fn oversized_binding_exceeds_limits_before_allocation() {
+    check(pollster::block_on(testsuite::executor::oversized_binding_exceeds_limits_before_allocation(&gpu())));
+}
+
+#[test]
+fn outputs_come_back_in_binding_order_at_declared_size() {
+    check(pollster::block_on(testsuite::executor::outputs_come_back_in_binding_order_at_declared_size(&gpu())));
+}
+
+#[test]
+fn reused_zero_output_is_cleared() {
+    check(pollster::block_on(testsuite::executor::reused_zero_output_is_cleared(&gpu())));
+}
+
+#[test]
+fn pipeline_cache_is_hit_on_second_run() {
+    check(pollster::block_on(testsuite::executor::pipeline_cache_is_hit_on_second_run(&gpu())));
+}
+
+#[test]
+fn workgroup_memory_over_the_limit_exceeds_limits() {
+    check(pollster::block_on(testsuite::executor::workgroup_memory_over_the_limit_exceeds_limits(&gpu())));
+}
