@@ -79,15 +79,13 @@ pub struct TaskSpec {
 
 /// JSON object keys are strings; serde's internally tagged enums buffer them in a form that no
 /// longer converts to integers by itself, so binding numbers are parsed here.
-fn binding_map<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<BTreeMap<u32, BindingOverride>, D::Error> {
+fn binding_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<u32, BindingOverride>, D::Error> {
     let raw = BTreeMap::<String, BindingOverride>::deserialize(deserializer)?;
     raw.into_iter()
         .map(|(key, value)| {
-            key.parse::<u32>().map(|binding| (binding, value)).map_err(|_| {
-                serde::de::Error::custom(format_args!("binding key {key:?} is not a binding number"))
-            })
+            key.parse::<u32>()
+                .map(|binding| (binding, value))
+                .map_err(|_| serde::de::Error::custom(format_args!("binding key {key:?} is not a binding number")))
         })
         .collect()
 }
@@ -329,7 +327,7 @@ pub struct ReceiptPage {
     pub receipts: Vec<SignedReceipt>,
     /// Pass as `after` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<ReceiptId>,
+    pub next: Option<String>,
 }
 
 /// `GET /v1/relay`.

@@ -100,11 +100,8 @@ impl FromStr for Credits {
             return Err(invalid("at most 6 decimals"));
         }
         let whole: u64 = whole.parse().map_err(|_| invalid("too large"))?;
-        let frac_micros: u64 = if frac.is_empty() {
-            0
-        } else {
-            format!("{frac:0<6}").parse().expect("six ascii digits")
-        };
+        let frac_micros: u64 =
+            if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().expect("six ascii digits") };
         whole
             .checked_mul(Self::SCALE)
             .and_then(|m| m.checked_add(frac_micros))

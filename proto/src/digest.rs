@@ -84,10 +84,7 @@ mod tests {
 
     #[test]
     fn digest_of_empty_input_is_the_well_known_one() {
-        assert_eq!(
-            Sha256::of(b"").to_hex(),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(Sha256::of(b"").to_hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(Sha256::of_parts([&b"ab"[..], b"c"]), Sha256::of(b"abc"));
     }
 

@@ -26,17 +26,30 @@ pub fn outputs_sha256<'a>(outputs: impl IntoIterator<Item = &'a [u8]>) -> Sha256
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
     /// First frame on every connection.
-    Challenge { protocol: u32, relay: Address, nonce: [u8; 32] },
+    Challenge {
+        protocol: u32,
+        relay: Address,
+        nonce: [u8; 32],
+    },
     /// Login accepted. The worker may hold up to `max_in_flight` tasks at once.
-    Welcome { worker: Address, max_in_flight: u32 },
+    Welcome {
+        worker: Address,
+        max_in_flight: u32,
+    },
     /// Login refused (bad signature, wrong protocol); the relay closes the socket after it.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Task(Box<TaskAssignment>),
     /// The relay no longer needs this lease (the task was settled by others, or the job failed).
-    Cancel { lease: LeaseId },
+    Cancel {
+        lease: LeaseId,
+    },
     /// A result of this worker was verified and paid.
     Receipt(Box<SignedReceipt>),
-    Ping { nonce: u64 },
+    Ping {
+        nonce: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -28,13 +28,8 @@ macro_rules! serde_via_str {
         }
     };
 }
-pub(crate) use serde_via_str;
 
-fn parse_hex_suffix<const N: usize>(
-    kind: &'static str,
-    prefix: &str,
-    s: &str,
-) -> Result<[u8; N], ProtoError> {
+fn parse_hex_suffix<const N: usize>(kind: &'static str, prefix: &str, s: &str) -> Result<[u8; N], ProtoError> {
     let invalid = |reason| ProtoError::InvalidId { kind, value: s.to_owned(), reason };
     let hex_part = s.strip_prefix(prefix).ok_or_else(|| invalid("wrong prefix"))?;
     if hex_part.len() != 2 * N || hex_part.bytes().any(|b| b.is_ascii_uppercase()) {

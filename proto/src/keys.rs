@@ -76,10 +76,8 @@ impl FromStr for Address {
     /// a mixed-case address with a wrong checksum is a typo and is rejected.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let invalid = |reason| ProtoError::InvalidAddress { value: s.to_owned(), reason };
-        let body = s
-            .strip_prefix("0x")
-            .or_else(|| s.strip_prefix("0X"))
-            .ok_or_else(|| invalid("expected a 0x prefix"))?;
+        let body =
+            s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or_else(|| invalid("expected a 0x prefix"))?;
         if body.len() != 40 {
             return Err(invalid("expected 40 hex digits"));
         }
@@ -168,8 +166,7 @@ impl FromStr for Signature {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let body = s.strip_prefix("0x").ok_or(ProtoError::InvalidSignature("expected a 0x prefix"))?;
         let mut out = [0u8; 65];
-        hex::decode_to_slice(body, &mut out)
-            .map_err(|_| ProtoError::InvalidSignature("expected 130 hex digits"))?;
+        hex::decode_to_slice(body, &mut out).map_err(|_| ProtoError::InvalidSignature("expected 130 hex digits"))?;
         Ok(Signature(out))
     }
 }
@@ -191,10 +188,8 @@ impl<'de> Deserialize<'de> for Signature {
             s.parse().map_err(serde::de::Error::custom)
         } else {
             let bytes = <serde_bytes::ByteBuf>::deserialize(deserializer)?;
-            let array: [u8; 65] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| serde::de::Error::invalid_length(bytes.len(), &"65 bytes"))?;
+            let array: [u8; 65] =
+                bytes.as_slice().try_into().map_err(|_| serde::de::Error::invalid_length(bytes.len(), &"65 bytes"))?;
             Ok(Signature(array))
         }
     }
@@ -228,10 +223,8 @@ impl SecretKey {
     }
 
     pub fn sign_prehash(&self, prehash: &[u8; 32]) -> Signature {
-        let (signature, recovery) = self
-            .0
-            .sign_prehash_recoverable(prehash)
-            .expect("a 32-byte prehash is always signable");
+        let (signature, recovery) =
+            self.0.sign_prehash_recoverable(prehash).expect("a 32-byte prehash is always signable");
         let mut out = [0u8; 65];
         out[..64].copy_from_slice(&signature.to_bytes());
         out[64] = 27 + recovery.to_byte();

@@ -84,10 +84,8 @@ impl SignedReceipt {
         if self.payload.v != ReceiptPayload::VERSION {
             return Err(ReceiptError::UnsupportedVersion(self.payload.v));
         }
-        let recovered = self
-            .signature
-            .recover(self.payload.canonical_json().as_bytes())
-            .map_err(ReceiptError::Unrecoverable)?;
+        let recovered =
+            self.signature.recover(self.payload.canonical_json().as_bytes()).map_err(ReceiptError::Unrecoverable)?;
         if recovered != self.signer {
             return Err(ReceiptError::BadSignature { recovered, expected: self.signer });
         }
@@ -132,7 +130,9 @@ mod tests {
         sorted.sort();
         assert_eq!(keys, sorted);
         assert!(!json.contains(' '));
-        assert!(json.starts_with("{\"beneficiary\":\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\",\"credits\":\"0.25\""));
+        assert!(
+            json.starts_with("{\"beneficiary\":\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\",\"credits\":\"0.25\"")
+        );
     }
 
     #[test]
@@ -166,10 +166,7 @@ mod tests {
         let relay = SecretKey::random(&mut rand::thread_rng());
         let other = SecretKey::random(&mut rand::thread_rng());
         let receipt = payload(&relay).sign(&relay);
-        assert!(matches!(
-            receipt.verify(Some(other.address())),
-            Err(ReceiptError::UnexpectedRelay { .. })
-        ));
+        assert!(matches!(receipt.verify(Some(other.address())), Err(ReceiptError::UnexpectedRelay { .. })));
         let forged = payload(&relay).sign(&other);
         assert!(matches!(forged.verify(None), Err(ReceiptError::SignerIsNotRelay { .. })));
     }

@@ -1,0 +1,97 @@
+//! `hyphae-node`: a native GPU worker. Glue only: flags, the key file, the GPU, then
+//! `hyphae_node::run` until Ctrl-C.
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    native::main()
+}
+
+// The browser worker is the library's wasm build; this binary only exists natively.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    use anyhow::Context as _;
+    use clap::Parser;
+    use hyphae_node::blobs::BlobCache;
+    use hyphae_node::executor::{Execute as _, GpuExecutor};
+    use hyphae_node::{WorkerConfig, keystore};
+    use hyphae_proto::Address;
+    use hyphae_proto::frame::Platform;
+
+    #[derive(Debug, Parser)]
+    #[command(name = "hyphae-node", version, about = "Native GPU worker for a hyphae relay")]
+    struct Args {
+        /// The relay's URL.
+        #[arg(long, env = "HYPHAE_RELAY", default_value = "http://127.0.0.1:8080")]
+        relay: String,
+        /// The worker's key file (created if missing).
+        #[arg(long, default_value = "hyphae-node.key")]
+        key: PathBuf,
+        /// The address that earns this worker's credits (default: the worker's own address).
+        #[arg(long)]
+        beneficiary: Option<Address>,
+        /// Tasks to hold at once.
+        #[arg(long, default_value_t = 2)]
+        max_in_flight: u32,
+        /// Directory to cache input blobs in.
+        #[arg(long)]
+        blob_cache: Option<PathBuf>,
+    }
+
+    pub fn main() -> ExitCode {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,wgpu_core=warn,wgpu_hal=warn,naga=warn")
+                }),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        match run(Args::parse()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    fn run(args: Args) -> anyhow::Result<()> {
+        let key = keystore::load_or_create(&args.key)?;
+        let beneficiary = args.beneficiary.unwrap_or(key.address());
+        let executor = GpuExecutor::new().context("opening the GPU")?;
+        let adapter = executor.adapter();
+        eprintln!(
+            "worker {} (beneficiary {beneficiary}) on {} [{}, {}]",
+            key.address(),
+            adapter.name,
+            adapter.backend,
+            adapter.device_type
+        );
+        let config = WorkerConfig {
+            relay: args.relay,
+            key,
+            beneficiary,
+            max_in_flight: args.max_in_flight,
+            platform: Platform::Native,
+            agent: format!("hyphae-node/{}", env!("CARGO_PKG_VERSION")),
+            blob_cache: BlobCache::new(args.blob_cache),
+            events: None,
+            silence: Duration::from_secs(60),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            hyphae_node::run(config, executor, stop).await
+        })?;
+        Ok(())
+    }
+}

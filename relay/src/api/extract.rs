@@ -1,0 +1,86 @@
+//! Our extractors: `Json` whose rejections come out in the API's error shape, path ids parsed with
+//! a clear message, and the API-key check.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use hyphae_proto::Sha256;
+use hyphae_proto::api::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// `axum::Json`, but a bad body is a `400 invalid_json` (or `413`, `415`) in our error shape.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "request body exceeds the relay's limit; upload big inputs with POST /v1/blobs",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json")
+        }
+        _ => ApiError::new(ErrorCode::InvalidJson, rejection.body_text()),
+    }
+}
+
+/// Parses an id from the path, answering `400` with the id's own complaint when malformed.
+pub fn parse_id<T: std::str::FromStr<Err = hyphae_proto::ProtoError>>(raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|e: hyphae_proto::ProtoError| ApiError::invalid(e.to_string()))
+}
+
+/// The caller's API key, checked: its name. Keys are stored as their SHA-256 only.
+pub struct ApiKey {
+    pub name: String,
+}
+
+impl FromRequestParts<AppState> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer <api key>"))?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "expected Authorization: Bearer <api key>"))?;
+        let hash = Sha256::of(key.as_bytes());
+        match state.store.api_key(&hash)? {
+            Some(record) => Ok(ApiKey { name: record.name }),
+            None => Err(ApiError::new(ErrorCode::Unauthorized, "unknown API key")),
+        }
+    }
+}
+
+/// `axum::extract::Query`, with a bad query string answered in our error shape.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| Query(q))
+            .map_err(|rejection| ApiError::invalid(rejection.body_text()))
+    }
+}

@@ -1,0 +1,92 @@
+//! The `hyphae` command line: `serve`, `keys`, `job`, `receipt`. Flags are parsed here into
+//! [`Args`]; `serve` resolves them into a [`Config`] once.
+
+mod job;
+mod keys;
+mod receipt;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "hyphae", version, about = "Volunteer compute grid relay and client")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay: HTTP API, worker socket, scheduler, verifier and store.
+    Serve(ServeArgs),
+    /// Manage API keys (needs the data directory; stop the relay first).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Submit jobs and read their results from a running relay.
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// Check receipts offline.
+    #[command(subcommand)]
+    Receipt(receipt::ReceiptCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Data directory: the store, blobs and the relay's signing key.
+    #[arg(long = "data", default_value = "hyphae-data")]
+    pub data_dir: PathBuf,
+    /// Largest blob upload, in bytes.
+    #[arg(long)]
+    pub max_blob_bytes: Option<u64>,
+    /// Largest JSON request, in bytes.
+    #[arg(long)]
+    pub max_request_bytes: Option<u64>,
+    /// Seconds a worker has to return a task before it goes to another worker.
+    #[arg(long, default_value_t = 60)]
+    pub lease_timeout: u64,
+    /// Most tasks one worker holds at once.
+    #[arg(long, default_value_t = 4)]
+    pub max_in_flight: u32,
+    /// Seconds between pings to each worker.
+    #[arg(long, default_value_t = 15)]
+    pub heartbeat: u64,
+    /// Directory of the static site served at `/`.
+    #[arg(long)]
+    pub site: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn from_args(args: &ServeArgs) -> Config {
+        let mut config = Config::new(args.listen, args.data_dir.clone());
+        if let Some(n) = args.max_blob_bytes {
+            config.max_blob_bytes = n;
+        }
+        if let Some(n) = args.max_request_bytes {
+            config.max_request_bytes = n;
+        }
+        config.scheduler.lease_timeout = Duration::from_secs(args.lease_timeout.max(1));
+        config.scheduler.max_in_flight = args.max_in_flight.max(1);
+        config.heartbeat = Duration::from_secs(args.heartbeat.max(1));
+        config.site_dir = args.site.clone();
+        config
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match args.command {
+        Command::Serve(serve) => runtime.block_on(crate::serve(Config::from_args(&serve))).map(|()| ExitCode::SUCCESS),
+        Command::Keys(cmd) => runtime.block_on(keys::run(cmd)),
+        Command::Job(cmd) => runtime.block_on(job::run(cmd)),
+        Command::Receipt(cmd) => receipt::run(cmd),
+    }
+}

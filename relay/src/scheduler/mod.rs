@@ -1,0 +1,536 @@
+//! The scheduler: turns validated jobs into leases on connected workers, collects replica results,
+//! has the verifier judge them, and commits verified outcomes with their receipts and credits.
+//!
+//! Invariants it keeps:
+//! - a task is never given twice to the same worker key (one connection per key; `tried`);
+//! - a lease that expires or whose worker disconnects puts its replica back in the queue;
+//! - a worker never holds more than its `max_in_flight` leases (backpressure);
+//! - credits and receipts exist only for results the verifier accepted, and reach a worker only
+//!   after they are durable.
+
+mod lease;
+mod placement;
+mod queue;
+mod state;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hyphae_proto::api::{JobInfo, JobStatus, OutputData, Stats, TaskCounts, WorkerCounts, WorkerInfo};
+use hyphae_proto::frame::{Access, Hello, Platform, TaskFailure, TaskOutput, ToWorker};
+use hyphae_proto::tensor::Bytes;
+use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskId};
+use tokio::sync::mpsc;
+
+use state::{ActiveJob, JobShared, State, ToEvaluate, Worker};
+pub use state::{Dispatch, Outbound};
+
+use crate::job::ValidatedJob;
+use crate::metrics::Metrics;
+use crate::signer::Signer;
+use crate::store::records::{JobRecord, Outcome, ResultRecord, TaskRecord};
+use crate::store::{Batch, Op, Store, StoreError};
+use crate::verify::quorum::{self, Decision};
+use crate::verify::tolerance;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub lease_timeout: Duration,
+    /// The most tasks one worker holds at once, whatever it asks for.
+    pub max_in_flight: u32,
+    /// Failure reports (not wrong answers) from distinct workers after which a task fails.
+    pub max_failures: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig { lease_timeout: Duration::from_secs(60), max_in_flight: 4, max_failures: 3 }
+    }
+}
+
+pub struct Scheduler {
+    state: Mutex<State>,
+    store: Arc<dyn Store>,
+    signer: Arc<Signer>,
+    metrics: Arc<Metrics>,
+    config: SchedulerConfig,
+    started: Instant,
+    next_conn: std::sync::atomic::AtomicU64,
+}
+
+impl Scheduler {
+    pub fn new(
+        store: Arc<dyn Store>,
+        signer: Arc<Signer>,
+        metrics: Arc<Metrics>,
+        config: SchedulerConfig,
+    ) -> Scheduler {
+        Scheduler {
+            state: Mutex::new(State::new(config.lease_timeout)),
+            store,
+            signer,
+            metrics,
+            config,
+            started: Instant::now(),
+            next_conn: 0.into(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic under the lock is a bug already reported; keep serving with the state as is.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs one transition under the lock, then turns its queue waits into metrics, unlocked.
+    fn transition<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let (result, waits, online) = {
+            let mut state = self.lock();
+            let result = f(&mut state);
+            (result, std::mem::take(&mut state.waits), state.workers.len())
+        };
+        for wait in waits {
+            self.metrics.dispatch_wait.observe(wait.as_secs_f64());
+            self.metrics.tasks_dispatched.inc();
+        }
+        self.metrics.workers_online.set(online as i64);
+        result
+    }
+
+    pub fn relay_address(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// Re-queues every unsettled task of every unfinished job after a restart.
+    pub fn restore(&self) -> Result<usize, StoreError> {
+        let mut restored = 0;
+        let now = Instant::now();
+        for record in self.store.jobs()? {
+            if record.status.is_finished() {
+                continue;
+            }
+            let mut record = record;
+            let mut pending = Vec::new();
+            let (mut completed, mut failed) = (0, 0);
+            for task in self.store.tasks(record.id)? {
+                match self.store.result(TaskId { job: record.id, index: task.index })? {
+                    Some(r) if r.outcome == Outcome::Completed => completed += 1,
+                    Some(_) => failed += 1,
+                    None => pending.push(task),
+                }
+            }
+            record.completed = completed;
+            record.failed = failed;
+            record.status = JobStatus::Queued;
+            record.started_at = None;
+            restored += pending.len();
+            let job = ActiveJob { shared: shared_of(&record), record, started: 0, settling: 0 };
+            self.transition(|state| state.add_job(job, pending, now));
+        }
+        Ok(restored)
+    }
+
+    /// Stores a validated job durably, then schedules it. Returns once the job would survive a
+    /// crash: the caller may acknowledge it.
+    pub async fn submit(&self, job: ValidatedJob, id: JobId, owner: String) -> Result<JobRecord, StoreError> {
+        let record = JobRecord {
+            id,
+            owner,
+            shader: job.shader,
+            entry_point: job.entry_point,
+            redundancy: job.redundancy,
+            tolerance: job.tolerance,
+            credits_per_task: job.credits_per_task,
+            task_count: job.tasks.len() as u32,
+            status: JobStatus::Queued,
+            created_at: crate::unix_ms(),
+            started_at: None,
+            finished_at: None,
+            completed: 0,
+            failed: 0,
+            error: None,
+        };
+        let mut batch = Batch::new();
+        batch.push(Op::PutJob(Box::new(record.clone())));
+        batch.push(Op::PutTasks { job: id, tasks: job.tasks.clone() });
+        self.store.commit(batch).await?;
+        self.metrics.jobs_submitted.inc();
+        let active = ActiveJob { shared: shared_of(&record), record: record.clone(), started: 0, settling: 0 };
+        self.transition(|state| state.add_job(active, job.tasks, Instant::now()));
+        Ok(record)
+    }
+
+    /// Registers a logged-in worker. Returns its connection id, the tasks it may hold at once,
+    /// and the receiving end of its outbound queue.
+    pub fn connect(&self, hello: &Hello) -> (u64, u32, mpsc::Receiver<Outbound>) {
+        let conn = self.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let max_in_flight = hello.max_in_flight.clamp(1, self.config.max_in_flight);
+        // Room for every lease plus receipts, cancels and pings in between.
+        let (tx, rx) = mpsc::channel(max_in_flight as usize * 4 + 64);
+        let worker = Worker {
+            conn,
+            tx,
+            in_flight: 0,
+            max_in_flight,
+            beneficiary: hello.beneficiary,
+            platform: hello.platform,
+            adapter: hello.adapter.clone(),
+            agent: hello.agent.clone(),
+            connected_at: crate::unix_ms(),
+        };
+        self.transition(|state| state.add_worker(hello.worker, worker, Instant::now()));
+        (conn, max_in_flight, rx)
+    }
+
+    pub fn disconnect(&self, worker: Address, conn: u64) {
+        self.transition(|state| state.remove_worker(worker, conn, Instant::now()));
+    }
+
+    /// Sends a frame to a connected worker (pings, mostly).
+    pub fn send(&self, worker: Address, frame: ToWorker) {
+        self.transition(|state| state.send(worker, frame, Instant::now()));
+    }
+
+    /// Takes a worker's result; when it completes a task's replicas, verifies and settles it.
+    pub async fn on_result(&self, worker: Address, output: TaskOutput) {
+        let lease = output.lease;
+        let evaluate = self.transition(|state| {
+            let outputs = shaped_outputs(state, lease, output.outputs);
+            state.on_result(worker, lease, outputs, Instant::now())
+        });
+        if let Some(evaluate) = evaluate {
+            self.evaluate(evaluate).await;
+        }
+    }
+
+    pub async fn on_failure(&self, worker: Address, lease: hyphae_proto::LeaseId, failure: TaskFailure) {
+        tracing::info!(%worker, %lease, kind = ?failure.kind, message = %failure.message, "worker could not run a task");
+        let failed = self
+            .transition(|state| state.on_failure(worker, lease, &failure, self.config.max_failures, Instant::now()));
+        if let Some((task, reason)) = failed {
+            self.fail(task, reason).await;
+        }
+    }
+
+    /// Runs the lease reaper until the process ends.
+    pub async fn reap_expired_leases(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let expired = self.transition(|state| state.expire(Instant::now()));
+            if expired > 0 {
+                self.metrics.leases_expired.inc_by(expired as u64);
+            }
+        }
+    }
+
+    async fn evaluate(&self, evaluate: ToEvaluate) {
+        let ToEvaluate { task, job, spec, results } = evaluate;
+        let dtypes: Vec<_> = spec.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.dtype).collect();
+        let rule = quorum::Rule::for_redundancy(job.redundancy);
+        let decision = quorum::decide(results.len(), rule, |i, j| match (&results[i].outputs, &results[j].outputs) {
+            (Some(a), Some(b)) => tolerance::outputs_match(a, b, &dtypes, &job.tolerance),
+            _ => false,
+        });
+        match decision {
+            Decision::OneMore => {
+                tracing::info!(%task, replicas = results.len(), "replicas disagree; asking one more worker");
+                self.transition(|state| state.one_more(task, results, Instant::now()));
+            }
+            Decision::Fail { reason } => {
+                let rejected: Vec<Address> = results.iter().map(|r| r.worker).collect();
+                self.transition(|state| state.record_verdicts(&[], &rejected));
+                self.metrics.results_rejected.inc_by(rejected.len() as u64);
+                self.fail(task, reason).await;
+            }
+            Decision::Accept { canonical, agreeing } => {
+                self.accept(task, &job, &spec, results, canonical, agreeing).await;
+            }
+        }
+    }
+
+    async fn accept(
+        &self,
+        task: TaskId,
+        job: &JobShared,
+        spec: &TaskRecord,
+        results: Vec<state::Replica>,
+        canonical: usize,
+        agreeing: Vec<usize>,
+    ) {
+        let data = results[canonical].outputs.clone().expect("accepted results have outputs");
+        let output_sha256 = hyphae_proto::frame::outputs_sha256(data.iter().map(|o| o.0.as_slice()));
+        let outputs: Vec<OutputData> = spec
+            .bindings
+            .iter()
+            .filter(|b| b.access == Access::ReadWrite)
+            .zip(data)
+            .map(|(b, data)| OutputData { binding: b.binding, dtype: b.dtype, data })
+            .collect();
+        let issued_at = crate::unix_ms() / 1000;
+        let receipts: Vec<SignedReceipt> = agreeing
+            .iter()
+            .map(|&i| {
+                self.signer.sign(ReceiptPayload {
+                    beneficiary: results[i].beneficiary,
+                    credits: job.credits_per_task,
+                    issued_at,
+                    job: job.id,
+                    output_sha256,
+                    relay: self.signer.address(),
+                    task,
+                    v: ReceiptPayload::VERSION,
+                    worker: results[i].worker,
+                })
+            })
+            .collect();
+        let accepted: Vec<Address> = agreeing.iter().map(|&i| results[i].worker).collect();
+        let rejected: Vec<Address> =
+            (0..results.len()).filter(|i| !agreeing.contains(i)).map(|i| results[i].worker).collect();
+        if !rejected.is_empty() {
+            tracing::warn!(%task, ?rejected, "results rejected: they disagree with the accepted majority");
+        }
+
+        let mut credits: BTreeMap<Address, (Credits, u64)> = BTreeMap::new();
+        for r in &receipts {
+            let e = credits.entry(r.payload.beneficiary).or_default();
+            e.0 += r.payload.credits;
+            e.1 += 1;
+        }
+        let mut batch = Batch::new();
+        batch.push(Op::PutResult {
+            task,
+            result: Box::new(ResultRecord {
+                outcome: Outcome::Completed,
+                outputs,
+                output_sha256: Some(output_sha256),
+                verified_by: accepted.clone(),
+                receipts: receipts.iter().map(|r| r.id()).collect(),
+                error: None,
+                settled_at: crate::unix_ms(),
+            }),
+        });
+        for r in &receipts {
+            batch.push(Op::PutReceipt(Box::new(r.clone())));
+        }
+        for (account, (amount, tasks)) in credits {
+            batch.push(Op::Credit { account, amount, tasks });
+        }
+
+        self.transition(|state| state.begin_settling(task));
+        let committed = self.store.commit(batch).await;
+        let now = Instant::now();
+        if let Err(e) = committed {
+            tracing::error!(%task, error = %e, "could not commit a verified result; running the task again");
+            self.transition(|state| state.retry(task, now));
+            return;
+        }
+        let elapsed_s = self.started.elapsed().as_secs();
+        let finished = self.transition(|state| {
+            state.record_verdicts(&accepted, &rejected);
+            let issued: Credits = receipts.iter().map(|r| r.payload.credits).sum();
+            state.counters.credits_issued += issued;
+            for receipt in receipts {
+                state.send(receipt.payload.worker, ToWorker::Receipt(Box::new(receipt)), now);
+            }
+            state.settled(task, true, elapsed_s)
+        });
+        self.metrics.tasks_verified.inc();
+        self.metrics.results_accepted.inc_by(accepted.len() as u64);
+        self.metrics.results_rejected.inc_by(rejected.len() as u64);
+        if let Some(record) = finished {
+            self.finish(record).await;
+        }
+    }
+
+    /// Fails a task loudly, and with it its job.
+    async fn fail(&self, task: TaskId, reason: String) {
+        tracing::warn!(%task, %reason, "task failed; failing its job");
+        let mut batch = Batch::new();
+        batch.push(Op::PutResult {
+            task,
+            result: Box::new(ResultRecord {
+                outcome: Outcome::Failed,
+                outputs: Vec::new(),
+                output_sha256: None,
+                verified_by: Vec::new(),
+                receipts: Vec::new(),
+                error: Some(reason.clone()),
+                settled_at: crate::unix_ms(),
+            }),
+        });
+        let record =
+            self.transition(|state| state.fail_job(task.job, format!("task {task}: {reason}"), Instant::now()));
+        self.metrics.tasks_failed.inc();
+        if let Some(record) = record {
+            batch.push(Op::PutJob(Box::new(record)));
+        }
+        if let Err(e) = self.store.commit(batch).await {
+            tracing::error!(%task, error = %e, "could not record a task failure");
+        }
+    }
+
+    async fn finish(&self, record: JobRecord) {
+        let id = record.id;
+        let mut batch = Batch::new();
+        batch.push(Op::PutJob(Box::new(record)));
+        if let Err(e) = self.store.commit(batch).await {
+            tracing::error!(job = %id, error = %e, "could not record a finished job");
+        }
+    }
+
+    /// The job's live status, or its stored one once it left the scheduler.
+    pub fn job_info(&self, id: JobId) -> Result<Option<JobInfo>, StoreError> {
+        {
+            let state = self.lock();
+            if let Some(active) = state.jobs.get(&id) {
+                return Ok(Some(info_of(&active.record, active.counts())));
+            }
+        }
+        Ok(self.store.job(id)?.map(|record| {
+            let counts = TaskCounts {
+                total: record.task_count,
+                queued: record.task_count - record.completed - record.failed,
+                running: 0,
+                completed: record.completed,
+                failed: record.failed,
+            };
+            info_of(&record, counts)
+        }))
+    }
+
+    /// Which of the job's tasks in `range` have a replica out or answered, for the results page.
+    pub fn started_tasks(&self, job: JobId, range: std::ops::Range<u32>) -> std::collections::HashSet<u32> {
+        let state = self.lock();
+        if !state.jobs.contains_key(&job) {
+            return Default::default();
+        }
+        range.filter(|&index| state.tasks.get(&TaskId { job, index }).is_some_and(|t| t.started)).collect()
+    }
+
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        let state = self.lock();
+        let mut workers: Vec<WorkerInfo> = state
+            .workers
+            .iter()
+            .map(|(address, w)| {
+                let rep = state.reputation.get(address).copied().unwrap_or_default();
+                WorkerInfo {
+                    address: *address,
+                    beneficiary: w.beneficiary,
+                    platform: w.platform,
+                    adapter: w.adapter.clone(),
+                    agent: w.agent.clone(),
+                    connected_at: w.connected_at,
+                    in_flight: w.in_flight,
+                    max_in_flight: w.max_in_flight,
+                    accepted: rep.accepted,
+                    rejected: rep.rejected,
+                    consecutive_valid: rep.consecutive_valid,
+                }
+            })
+            .collect();
+        workers.sort_by_key(|w| w.connected_at);
+        workers
+    }
+
+    pub fn stats(&self) -> Stats {
+        let state = self.lock();
+        let uptime_s = self.started.elapsed().as_secs();
+        let mut workers = WorkerCounts::default();
+        for w in state.workers.values() {
+            workers.online += 1;
+            match w.platform {
+                Platform::Native => workers.native += 1,
+                Platform::Browser => workers.browser += 1,
+            }
+        }
+        let mut jobs = hyphae_proto::api::JobCounts::default();
+        let mut tasks = TaskCounts::default();
+        for job in state.jobs.values() {
+            match job.record.status {
+                JobStatus::Queued => jobs.queued += 1,
+                _ => jobs.running += 1,
+            }
+            let c = job.counts();
+            tasks.total += c.total;
+            tasks.queued += c.queued;
+            tasks.running += c.running;
+        }
+        tasks.completed = state.counters.tasks_verified as u32;
+        tasks.failed = state.counters.tasks_failed as u32;
+        // Full seconds only: the current one is still filling.
+        let window = 10;
+        let verified: u64 = state
+            .counters
+            .verified_by_second
+            .iter()
+            .filter(|(s, _)| *s < uptime_s && *s + window >= uptime_s)
+            .map(|(_, n)| n)
+            .sum();
+        Stats {
+            uptime_s,
+            workers,
+            jobs,
+            tasks,
+            results_accepted: state.counters.results_accepted,
+            results_rejected: state.counters.results_rejected,
+            verified_per_s: verified as f64 / window.min(uptime_s.max(1)) as f64,
+            credits_issued: state.counters.credits_issued,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+fn shared_of(record: &JobRecord) -> Arc<JobShared> {
+    Arc::new(JobShared {
+        id: record.id,
+        shader: record.shader.clone(),
+        entry_point: record.entry_point.clone(),
+        tolerance: record.tolerance,
+        redundancy: record.redundancy,
+        credits_per_task: record.credits_per_task,
+    })
+}
+
+fn info_of(record: &JobRecord, tasks: TaskCounts) -> JobInfo {
+    JobInfo {
+        id: record.id,
+        kind: "wgsl".into(),
+        status: record.status,
+        tasks,
+        redundancy: record.redundancy,
+        credits_per_task: record.credits_per_task,
+        created_at: record.created_at,
+        started_at: record.started_at,
+        finished_at: record.finished_at,
+        error: record.error.clone(),
+    }
+}
+
+/// The worker's outputs in binding order if they have exactly the task's output shape; `None`
+/// (a result that can never match) otherwise.
+fn shaped_outputs(
+    state: &State,
+    lease: hyphae_proto::LeaseId,
+    given: Vec<hyphae_proto::frame::Output>,
+) -> Option<Vec<Bytes>> {
+    let task = state.leases.get(lease)?.task;
+    let spec = &state.tasks.get(&task)?.spec;
+    let mut given = given.into_iter();
+    let mut outputs = Vec::new();
+    for binding in spec.bindings.iter().filter(|b| b.access == Access::ReadWrite) {
+        let o = given.next()?;
+        if o.binding != binding.binding || o.data.0.len() as u64 != binding.size {
+            return None;
+        }
+        outputs.push(o.data);
+    }
+    if given.next().is_some() {
+        return None;
+    }
+    Some(outputs)
+}

@@ -1,0 +1,16 @@
+//! Whether a worker can take a task at all: its device limits against the task's buffers and
+//! dispatch size, by the same rule the worker's executor enforces, so the relay never sends a task
+//! that would come back refused.
+
+use hyphae_proto::frame::DeviceLimits;
+use hyphae_shaders::executor::limits::Requirements;
+
+use crate::store::records::TaskRecord;
+
+pub fn requirements(task: &TaskRecord) -> Requirements {
+    Requirements { workgroups: task.workgroups, binding_sizes: task.bindings.iter().map(|b| b.size).collect() }
+}
+
+pub fn fits(requirements: &Requirements, limits: &DeviceLimits) -> bool {
+    requirements.check(limits).is_ok()
+}

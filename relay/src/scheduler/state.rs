@@ -1,0 +1,527 @@
+//! The scheduler's in-memory state and its synchronous transitions. Everything here runs under
+//! one mutex and never awaits: slow work (comparing big outputs, signing, disk) happens outside,
+//! in `mod.rs`, between transitions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyphae_proto::api::{JobStatus, TaskCounts, Tolerance};
+use hyphae_proto::frame::{AdapterInfo, Platform, TaskFailure, ToWorker};
+use hyphae_proto::tensor::Bytes;
+use hyphae_proto::{Address, Credits, JobId, LeaseId, TaskId};
+use hyphae_shaders::executor::limits::Requirements;
+use tokio::sync::mpsc;
+
+use super::lease::{Lease, Leases};
+use super::placement;
+use super::queue::Queue;
+use crate::store::records::{JobRecord, TaskRecord};
+
+/// The parts of a job every task needs, shared by reference.
+#[derive(Debug)]
+pub struct JobShared {
+    pub id: JobId,
+    pub shader: String,
+    pub entry_point: String,
+    pub tolerance: Tolerance,
+    pub redundancy: u32,
+    pub credits_per_task: Credits,
+}
+
+/// What a worker's writer task sends down the socket.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(ToWorker),
+    Task(Dispatch),
+}
+
+/// A lease, ready to become a `ToWorker::Task` frame (built by the connection's writer, off the
+/// scheduler's lock).
+#[derive(Debug)]
+pub struct Dispatch {
+    pub lease: LeaseId,
+    pub job: Arc<JobShared>,
+    pub spec: Arc<TaskRecord>,
+    pub deadline_ms: u64,
+}
+
+impl Dispatch {
+    pub fn to_frame(&self) -> ToWorker {
+        ToWorker::Task(Box::new(hyphae_proto::frame::TaskAssignment {
+            lease: self.lease,
+            task: TaskId { job: self.job.id, index: self.spec.index },
+            shader: self.job.shader.clone(),
+            entry_point: self.job.entry_point.clone(),
+            workgroups: self.spec.workgroups,
+            bindings: self.spec.bindings.clone(),
+            deadline_ms: self.deadline_ms,
+        }))
+    }
+}
+
+pub struct ActiveJob {
+    pub shared: Arc<JobShared>,
+    pub record: JobRecord,
+    /// Tasks that have had at least one replica handed out and are not settled.
+    pub started: u32,
+    /// Tasks decided and being written; counted as running until durable.
+    pub settling: u32,
+}
+
+impl ActiveJob {
+    pub fn counts(&self) -> TaskCounts {
+        let r = &self.record;
+        let running = self.started;
+        TaskCounts {
+            total: r.task_count,
+            queued: r.task_count - r.completed - r.failed - running,
+            running,
+            completed: r.completed,
+            failed: r.failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Replicas are queued or out with workers.
+    Open,
+    /// All replicas answered; the verifier is comparing them off the lock.
+    Evaluating,
+    /// Decided; the outcome is being committed.
+    Settling,
+}
+
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub worker: Address,
+    pub beneficiary: Address,
+    /// `None` when the worker's answer did not even have the task's output shape.
+    pub outputs: Option<Vec<Bytes>>,
+}
+
+pub struct TaskState {
+    pub job: Arc<JobShared>,
+    pub spec: Arc<TaskRecord>,
+    pub needs: Requirements,
+    /// Results wanted in all; grows by one per inconclusive round.
+    pub target: u32,
+    pub in_flight: u32,
+    pub results: Vec<Replica>,
+    /// Every worker that held this task, whatever came of it: none gets it twice.
+    pub tried: Vec<Address>,
+    pub failures: Vec<String>,
+    pub phase: Phase,
+    pub started: bool,
+}
+
+pub struct Worker {
+    pub conn: u64,
+    pub tx: mpsc::Sender<Outbound>,
+    pub in_flight: u32,
+    pub max_in_flight: u32,
+    pub beneficiary: Address,
+    pub platform: Platform,
+    pub adapter: AdapterInfo,
+    pub agent: String,
+    /// Unix milliseconds.
+    pub connected_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reputation {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub consecutive_valid: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub dispatched: u64,
+    pub results_accepted: u64,
+    pub results_rejected: u64,
+    pub tasks_verified: u64,
+    pub tasks_failed: u64,
+    pub credits_issued: Credits,
+    /// (second since start, tasks verified in it), newest last: the dashboard's rate.
+    pub verified_by_second: std::collections::VecDeque<(u64, u64)>,
+}
+
+/// A task that reached its replica count and must now be judged.
+pub struct ToEvaluate {
+    pub task: TaskId,
+    pub job: Arc<JobShared>,
+    pub spec: Arc<TaskRecord>,
+    pub results: Vec<Replica>,
+}
+
+pub struct State {
+    pub jobs: HashMap<JobId, ActiveJob>,
+    pub tasks: HashMap<TaskId, TaskState>,
+    pub queue: Queue,
+    pub workers: HashMap<Address, Worker>,
+    pub leases: Leases,
+    pub reputation: HashMap<Address, Reputation>,
+    pub counters: Counters,
+    pub lease_timeout: Duration,
+    /// Workers whose channel refused a message; dropped after the current transition.
+    broken: Vec<Address>,
+    /// Queue wait of each dispatch, for the metrics (drained by the caller).
+    pub waits: Vec<Duration>,
+}
+
+impl State {
+    pub fn new(lease_timeout: Duration) -> State {
+        State {
+            jobs: HashMap::new(),
+            tasks: HashMap::new(),
+            queue: Queue::default(),
+            workers: HashMap::new(),
+            leases: Leases::default(),
+            reputation: HashMap::new(),
+            counters: Counters::default(),
+            lease_timeout,
+            broken: Vec::new(),
+            waits: Vec::new(),
+        }
+    }
+
+    /// Makes a job's unsettled tasks schedulable.
+    pub fn add_job(&mut self, job: ActiveJob, tasks: Vec<TaskRecord>, now: Instant) {
+        let shared = job.shared.clone();
+        self.jobs.insert(shared.id, job);
+        for spec in tasks {
+            let id = TaskId { job: shared.id, index: spec.index };
+            let needs = placement::requirements(&spec);
+            for _ in 0..shared.redundancy {
+                self.queue.push_back(id, now);
+            }
+            self.tasks.insert(
+                id,
+                TaskState {
+                    job: shared.clone(),
+                    spec: Arc::new(spec),
+                    needs,
+                    target: shared.redundancy,
+                    in_flight: 0,
+                    results: Vec::new(),
+                    tried: Vec::new(),
+                    failures: Vec::new(),
+                    phase: Phase::Open,
+                    started: false,
+                },
+            );
+        }
+        self.fill_all(now);
+    }
+
+    pub fn add_worker(&mut self, address: Address, worker: Worker, now: Instant) {
+        if let Some(old) = self.workers.remove(&address) {
+            tracing::info!(worker = %address, old_conn = old.conn, "worker reconnected; dropping its old connection");
+            self.release_leases_of(address, now);
+        }
+        self.workers.insert(address, worker);
+        self.fill(address, now);
+        self.drop_broken(now);
+    }
+
+    /// Removes a worker if `conn` is still its connection, putting its leases back in the queue.
+    pub fn remove_worker(&mut self, address: Address, conn: u64, now: Instant) {
+        if self.workers.get(&address).is_some_and(|w| w.conn == conn) {
+            self.workers.remove(&address);
+            self.release_leases_of(address, now);
+            self.fill_all(now);
+            self.drop_broken(now);
+        }
+    }
+
+    fn release_leases_of(&mut self, address: Address, now: Instant) {
+        for (_, lease) in self.leases.take_where(|l| l.worker == address) {
+            self.requeue(lease.task, now);
+        }
+    }
+
+    /// Puts one replica of `task` back at the head of the queue after a lease ended without a
+    /// result. The worker stays in `tried`.
+    fn requeue(&mut self, task: TaskId, now: Instant) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.in_flight -= 1;
+            self.queue.push_front(task, now);
+        }
+    }
+
+    /// Hands `address` as many tasks as it has room for and may take.
+    pub fn fill(&mut self, address: Address, now: Instant) {
+        while self.dispatch_one(address, now) {}
+    }
+
+    /// Offers queued work to every worker with room, one task per worker per round, so a small
+    /// job spreads over the grid instead of piling on the first worker.
+    pub fn fill_all(&mut self, now: Instant) {
+        let mut hungry: Vec<Address> =
+            self.workers.iter().filter(|(_, w)| w.in_flight < w.max_in_flight).map(|(&a, _)| a).collect();
+        while !hungry.is_empty() && !self.queue.is_empty() {
+            hungry.retain(|&a| {
+                self.dispatch_one(a, now) && self.workers.get(&a).is_some_and(|w| w.in_flight < w.max_in_flight)
+            });
+        }
+        self.drop_broken(now);
+    }
+
+    /// Gives `address` one task; false when it has no room or nothing it may take.
+    fn dispatch_one(&mut self, address: Address, now: Instant) -> bool {
+        let Some(worker) = self.workers.get(&address) else { return false };
+        if worker.in_flight >= worker.max_in_flight {
+            return false;
+        }
+        let limits = worker.adapter.limits;
+        let tasks = &self.tasks;
+        let entry = self.queue.take_first(|id| {
+            let task = tasks.get(id)?;
+            Some(task.phase == Phase::Open && !task.tried.contains(&address) && placement::fits(&task.needs, &limits))
+        });
+        let Some(entry) = entry else { return false };
+        let task = self.tasks.get_mut(&entry.task).expect("eligible entries have tasks");
+        task.tried.push(address);
+        task.in_flight += 1;
+        let first_start = !task.started;
+        task.started = true;
+        let (job, spec) = (task.job.clone(), task.spec.clone());
+        let deadline = now + self.lease_timeout;
+        let lease = self.leases.issue(Lease { task: entry.task, worker: address, deadline });
+        if first_start && let Some(active) = self.jobs.get_mut(&entry.task.job) {
+            active.started += 1;
+            if active.record.started_at.is_none() {
+                active.record.started_at = Some(crate::unix_ms());
+                active.record.status = JobStatus::Running;
+            }
+        }
+        self.waits.push(now.saturating_duration_since(entry.since));
+        self.counters.dispatched += 1;
+        let worker = self.workers.get_mut(&address).expect("checked above");
+        worker.in_flight += 1;
+        let dispatch = Dispatch { lease, job, spec, deadline_ms: self.lease_timeout.as_millis() as u64 };
+        if worker.tx.try_send(Outbound::Task(dispatch)).is_err() {
+            self.broken.push(address);
+            return false;
+        }
+        true
+    }
+
+    fn drop_broken(&mut self, now: Instant) {
+        while let Some(address) = self.broken.pop() {
+            if self.workers.remove(&address).is_some() {
+                tracing::warn!(worker = %address, "worker's outbound queue is full or closed; dropping it");
+                self.release_leases_of(address, now);
+                self.fill_all(now);
+            }
+        }
+    }
+
+    /// Sends a frame to a worker if it is connected; a full queue drops the worker.
+    pub fn send(&mut self, address: Address, frame: ToWorker, now: Instant) {
+        if let Some(worker) = self.workers.get(&address)
+            && worker.tx.try_send(Outbound::Frame(frame)).is_err()
+        {
+            self.broken.push(address);
+            self.drop_broken(now);
+        }
+    }
+
+    /// Ends a lease of `address`, returning its task if the lease was live and really theirs.
+    fn end_lease(&mut self, address: Address, lease: LeaseId) -> Option<TaskId> {
+        let l = self.leases.take(lease)?;
+        if l.worker != address {
+            // Not theirs: put it back untouched.
+            let id = self.leases.issue(l);
+            tracing::warn!(worker = %address, %lease, reissued = %id, "worker answered a lease it does not hold");
+            return None;
+        }
+        if let Some(w) = self.workers.get_mut(&address) {
+            w.in_flight = w.in_flight.saturating_sub(1);
+        }
+        Some(l.task)
+    }
+
+    /// Records a result. Returns the task to evaluate when it was the last replica outstanding.
+    pub fn on_result(
+        &mut self,
+        address: Address,
+        lease: LeaseId,
+        outputs: Option<Vec<Bytes>>,
+        now: Instant,
+    ) -> Option<ToEvaluate> {
+        let task_id = self.end_lease(address, lease);
+        let evaluate = task_id.and_then(|id| {
+            let beneficiary = self.workers.get(&address).map(|w| w.beneficiary)?;
+            let task = self.tasks.get_mut(&id)?;
+            task.in_flight -= 1;
+            task.results.push(Replica { worker: address, beneficiary, outputs });
+            if task.results.len() as u32 >= task.target && task.in_flight == 0 {
+                task.phase = Phase::Evaluating;
+                Some(ToEvaluate {
+                    task: id,
+                    job: task.job.clone(),
+                    spec: task.spec.clone(),
+                    results: std::mem::take(&mut task.results),
+                })
+            } else {
+                None
+            }
+        });
+        self.fill(address, now);
+        self.drop_broken(now);
+        evaluate
+    }
+
+    /// Records a worker's refusal or failure to run a lease. Returns the task and a reason when
+    /// too many workers have failed it and it must fail.
+    pub fn on_failure(
+        &mut self,
+        address: Address,
+        lease: LeaseId,
+        failure: &TaskFailure,
+        max_failures: usize,
+        now: Instant,
+    ) -> Option<(TaskId, String)> {
+        let id = self.end_lease(address, lease)?;
+        let task = self.tasks.get_mut(&id)?;
+        task.failures.push(format!("{address}: {:?}: {}", failure.kind, failure.message));
+        if task.failures.len() >= max_failures {
+            task.in_flight -= 1;
+            let reason = format!("{} workers could not run it: {}", task.failures.len(), task.failures.join("; "));
+            return Some((id, reason));
+        }
+        self.requeue(id, now);
+        self.fill_all(now);
+        None
+    }
+
+    /// Puts back the results of an inconclusive round and asks for one more replica.
+    pub fn one_more(&mut self, task: TaskId, results: Vec<Replica>, now: Instant) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.results = results;
+            t.target += 1;
+            t.phase = Phase::Open;
+            self.queue.push_front(task, now);
+            self.fill_all(now);
+        }
+    }
+
+    /// Re-arms a task whose settlement could not be committed: every replica is run again.
+    pub fn retry(&mut self, task: TaskId, now: Instant) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.results.clear();
+            t.tried.clear();
+            t.target = t.job.redundancy;
+            t.phase = Phase::Open;
+            for _ in 0..t.target {
+                self.queue.push_front(task, now);
+            }
+            if let Some(job) = self.jobs.get_mut(&task.job) {
+                job.settling -= 1;
+            }
+            self.fill_all(now);
+        }
+    }
+
+    /// Marks a task decided; it leaves the schedulable set once its outcome is durable.
+    pub fn begin_settling(&mut self, task: TaskId) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.phase = Phase::Settling;
+            if let Some(job) = self.jobs.get_mut(&task.job) {
+                job.settling += 1;
+            }
+        }
+    }
+
+    pub fn record_verdicts(&mut self, accepted: &[Address], rejected: &[Address]) {
+        for a in accepted {
+            let r = self.reputation.entry(*a).or_default();
+            r.accepted += 1;
+            r.consecutive_valid += 1;
+        }
+        for a in rejected {
+            let r = self.reputation.entry(*a).or_default();
+            r.rejected += 1;
+            r.consecutive_valid = 0;
+        }
+        self.counters.results_accepted += accepted.len() as u64;
+        self.counters.results_rejected += rejected.len() as u64;
+    }
+
+    /// A task's outcome is durable: drop it and advance its job. Returns the job's record when
+    /// this finished the job, for the caller to commit.
+    pub fn settled(&mut self, task: TaskId, completed: bool, elapsed_s: u64) -> Option<JobRecord> {
+        let t = self.tasks.remove(&task)?;
+        let job = self.jobs.get_mut(&task.job)?;
+        job.settling -= 1;
+        if t.started {
+            job.started -= 1;
+        }
+        if completed {
+            job.record.completed += 1;
+            self.counters.tasks_verified += 1;
+            match self.counters.verified_by_second.back_mut() {
+                Some((s, n)) if *s == elapsed_s => *n += 1,
+                _ => {
+                    self.counters.verified_by_second.push_back((elapsed_s, 1));
+                    while self.counters.verified_by_second.len() > 16 {
+                        self.counters.verified_by_second.pop_front();
+                    }
+                }
+            }
+        } else {
+            job.record.failed += 1;
+            self.counters.tasks_failed += 1;
+        }
+        let r = &job.record;
+        if r.completed + r.failed == r.task_count {
+            let mut record = self.jobs.remove(&task.job).expect("present").record;
+            record.status = if record.failed == 0 { JobStatus::Completed } else { JobStatus::Failed };
+            record.finished_at = Some(crate::unix_ms());
+            return Some(record);
+        }
+        None
+    }
+
+    /// Fails a whole job because one of its tasks failed: nothing more of it is run. Returns the
+    /// job's final record and the leases to cancel.
+    pub fn fail_job(&mut self, job: JobId, reason: String, now: Instant) -> Option<JobRecord> {
+        let mut active = self.jobs.remove(&job)?;
+        self.tasks.retain(|id, _| id.job != job);
+        self.queue.retain(|id| id.job != job);
+        for (lease, l) in self.leases.take_where(|l| l.task.job == job) {
+            if let Some(w) = self.workers.get_mut(&l.worker) {
+                w.in_flight = w.in_flight.saturating_sub(1);
+            }
+            self.send(l.worker, ToWorker::Cancel { lease }, now);
+        }
+        self.counters.tasks_failed += 1;
+        active.record.failed += 1;
+        active.record.status = JobStatus::Failed;
+        active.record.error = Some(reason);
+        active.record.finished_at = Some(crate::unix_ms());
+        self.fill_all(now);
+        Some(active.record)
+    }
+
+    /// Puts back every replica whose lease passed its deadline, telling its worker to stop.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let expired = self.leases.take_expired(now);
+        let n = expired.len();
+        for (lease, l) in expired {
+            if let Some(w) = self.workers.get_mut(&l.worker) {
+                w.in_flight = w.in_flight.saturating_sub(1);
+            }
+            tracing::info!(worker = %l.worker, task = %l.task, %lease, "lease expired; re-queuing");
+            self.send(l.worker, ToWorker::Cancel { lease }, now);
+            self.requeue(l.task, now);
+        }
+        if n > 0 {
+            self.fill_all(now);
+        }
+        n
+    }
+}

@@ -1,0 +1,102 @@
+//! On-disk records. With `proto`, the only place that derives `Serialize`: these are versioned
+//! (each record is an enum whose variant is its format version, encoded with postcard), so a relay
+//! can read what an older relay wrote.
+
+use hyphae_proto::api::{JobStatus, OutputData, Tolerance};
+use hyphae_proto::frame::TaskBinding;
+use hyphae_proto::{Address, Credits, JobId, ReceiptId, Sha256, SignedReceipt};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// A job and its progress. Written at submission and again when its status changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: JobId,
+    /// Name of the API key that submitted it.
+    pub owner: String,
+    pub shader: String,
+    pub entry_point: String,
+    pub redundancy: u32,
+    pub tolerance: Tolerance,
+    pub credits_per_task: Credits,
+    pub task_count: u32,
+    pub status: JobStatus,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    pub completed: u32,
+    pub failed: u32,
+    pub error: Option<String>,
+}
+
+/// What a worker needs to run one task, fixed at submission. Whether the task is settled is told
+/// by the presence of its [`ResultRecord`], so this record is written once and never rewritten.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub index: u32,
+    pub workgroups: [u32; 3],
+    /// Sorted by binding number.
+    pub bindings: Vec<TaskBinding>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Completed,
+    Failed,
+}
+
+/// A settled task: its accepted outputs and who verified them, or why it failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub outcome: Outcome,
+    /// The read_write bindings in binding order.
+    pub outputs: Vec<OutputData>,
+    pub output_sha256: Option<Sha256>,
+    pub verified_by: Vec<Address>,
+    pub receipts: Vec<ReceiptId>,
+    pub error: Option<String>,
+    /// Unix milliseconds.
+    pub settled_at: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub balance: Credits,
+    pub earned: Credits,
+    pub verified_tasks: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at: u64,
+}
+
+/// Every record type, tagged with its format version.
+#[derive(Serialize, Deserialize)]
+enum Versioned<T> {
+    V1(T),
+}
+
+pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    postcard::to_allocvec(&Versioned::V1(record)).expect("records always encode")
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    match postcard::from_bytes::<Versioned<T>>(bytes) {
+        Ok(Versioned::V1(record)) => Ok(record),
+        Err(e) => Err(StoreError::Corrupt { what, reason: e.to_string() }),
+    }
+}
+
+/// Receipts are stored in their wire form: the signature covers the JSON, so we keep it as signed.
+pub(crate) fn encode_receipt(receipt: &SignedReceipt) -> Vec<u8> {
+    serde_json::to_vec(receipt).expect("receipts always serialize")
+}
+
+pub(crate) fn decode_receipt(bytes: &[u8]) -> Result<SignedReceipt, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: "receipt", reason: e.to_string() })
+}

@@ -1,0 +1,340 @@
+//! The sled implementation of [`Store`]: one tree with a one-byte key prefix per record kind, so
+//! that a batch touching several kinds is one atomic transaction. A single committer thread
+//! applies batches and flushes once per group, which also makes balance updates
+//! (read-modify-write) race-free without locks.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
+use ::sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use hyphae_proto::{Address, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
+use tokio::sync::oneshot;
+
+use super::records::{self, AccountRecord, ApiKeyRecord, JobRecord, ResultRecord, TaskRecord};
+use super::{Batch, Commit, Op, ReceiptPage, Store, StoreError};
+
+const JOB: u8 = b'j';
+const TASK: u8 = b't';
+const RESULT: u8 = b'r';
+const ACCOUNT: u8 = b'a';
+const RECEIPT: u8 = b'c';
+const RECEIPT_BY_BENEFICIARY: u8 = b'b';
+const API_KEY: u8 = b'k';
+const META_RECEIPT_SEQ: &[u8] = b"m/receipt_seq";
+
+/// Commits applied per flush at most, so one flush never waits on an unbounded backlog.
+const MAX_GROUP: usize = 4096;
+
+struct Pending {
+    batch: Batch,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+pub struct SledStore {
+    tree: ::sled::Tree,
+    committer: mpsc::Sender<Pending>,
+}
+
+fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.push(prefix);
+    for part in parts {
+        k.extend_from_slice(part);
+    }
+    k
+}
+
+fn task_key(prefix: u8, task: TaskId) -> Vec<u8> {
+    key(prefix, &[&task.job.0, &task.index.to_be_bytes()])
+}
+
+fn io(e: ::sled::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl SledStore {
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let path = dir.join("db");
+        let db = ::sled::Config::new().path(&path).open().map_err(|e| match e {
+            ::sled::Error::Io(ref io)
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+            {
+                StoreError::Locked { path: dir.display().to_string() }
+            }
+            other => io(other),
+        })?;
+        let tree = db.open_tree("hyphae").map_err(io)?;
+        let (committer, queue) = mpsc::channel::<Pending>();
+        let commit_tree = tree.clone();
+        thread::Builder::new()
+            .name("store-commit".into())
+            .spawn(move || run_committer(db, commit_tree, queue))
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(SledStore { tree, committer })
+    }
+
+    fn get<T: for<'de> serde::Deserialize<'de>>(&self, what: &'static str, k: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.tree.get(k).map_err(io)? {
+            Some(bytes) => records::decode(what, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scan<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        what: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<T>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|entry| entry.map_err(io).and_then(|(_, v)| records::decode(what, &v)))
+            .collect()
+    }
+}
+
+fn run_committer(db: ::sled::Db, tree: ::sled::Tree, queue: mpsc::Receiver<Pending>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut applied = Vec::with_capacity(group.len());
+        for pending in group {
+            match apply(&tree, &pending.batch) {
+                Ok(()) => applied.push(pending.done),
+                Err(e) => {
+                    tracing::error!(error = %e, "store batch failed");
+                    let _ = pending.done.send(Err(e));
+                }
+            }
+        }
+        let flushed = db.flush().map(|_| ()).map_err(io);
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, "store flush failed");
+        }
+        for done in applied {
+            let _ = done.send(flushed.as_ref().map(|_| ()).map_err(|e| StoreError::Io(e.to_string())));
+        }
+    }
+}
+
+fn apply(tree: &::sled::Tree, batch: &Batch) -> Result<(), StoreError> {
+    tree.transaction(|t| {
+        for op in &batch.ops {
+            apply_op(t, op).map_err(ConflictableTransactionError::Abort)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| match e {
+        ::sled::transaction::TransactionError::Abort(e) => e,
+        ::sled::transaction::TransactionError::Storage(e) => io(e),
+    })
+}
+
+fn apply_op(t: &TransactionalTree, op: &Op) -> Result<(), StoreError> {
+    let tx_io = |e: ::sled::transaction::UnabortableTransactionError| StoreError::Io(e.to_string());
+    match op {
+        Op::PutJob(job) => {
+            t.insert(key(JOB, &[&job.id.0]), records::encode(job.as_ref())).map_err(tx_io)?;
+        }
+        Op::PutTasks { job, tasks } => {
+            for task in tasks {
+                let k = task_key(TASK, TaskId { job: *job, index: task.index });
+                t.insert(k, records::encode(task)).map_err(tx_io)?;
+            }
+        }
+        Op::PutResult { task, result } => {
+            t.insert(task_key(RESULT, *task), records::encode(result.as_ref())).map_err(tx_io)?;
+        }
+        Op::PutReceipt(receipt) => {
+            let id = receipt.id();
+            t.insert(key(RECEIPT, &[&id.0]), records::encode_receipt(receipt)).map_err(tx_io)?;
+            let seq = match t.get(META_RECEIPT_SEQ).map_err(tx_io)? {
+                Some(v) => u64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt { what: "receipt sequence", reason: "not 8 bytes".into() })?,
+                ),
+                None => 0,
+            } + 1;
+            t.insert(META_RECEIPT_SEQ, &seq.to_be_bytes()).map_err(tx_io)?;
+            let index = key(RECEIPT_BY_BENEFICIARY, &[&receipt.payload.beneficiary.0, &seq.to_be_bytes()]);
+            t.insert(index, &id.0).map_err(tx_io)?;
+        }
+        Op::Credit { account, amount, tasks } => {
+            let k = key(ACCOUNT, &[&account.0]);
+            let mut record: AccountRecord = match t.get(&k).map_err(tx_io)? {
+                Some(v) => records::decode("account", &v)?,
+                None => AccountRecord::default(),
+            };
+            record.balance += *amount;
+            record.earned += *amount;
+            record.verified_tasks += tasks;
+            t.insert(k, records::encode(&record)).map_err(tx_io)?;
+        }
+        Op::PutApiKey { hash, record } => {
+            t.insert(key(API_KEY, &[&hash.0]), records::encode(record)).map_err(tx_io)?;
+        }
+    }
+    Ok(())
+}
+
+impl Store for SledStore {
+    fn commit(&self, batch: Batch) -> Commit {
+        let (done, wait) = oneshot::channel();
+        let sent = self.committer.send(Pending { batch, done });
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            wait.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.get("job", &key(JOB, &[&id.0]))
+    }
+
+    fn jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.scan("job", &[JOB])
+    }
+
+    fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
+        self.scan("task", &key(TASK, &[&job.0]))
+    }
+
+    fn result(&self, task: TaskId) -> Result<Option<ResultRecord>, StoreError> {
+        self.get("result", &task_key(RESULT, task))
+    }
+
+    fn results(&self, job: JobId, from: u32, limit: u32) -> Result<Vec<(u32, ResultRecord)>, StoreError> {
+        let start = task_key(RESULT, TaskId { job, index: from });
+        let prefix = key(RESULT, &[&job.0]);
+        let mut out = Vec::new();
+        for entry in self.tree.range(start..) {
+            let (k, v) = entry.map_err(io)?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let index = u32::from_be_bytes(
+                k[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt { what: "result key", reason: "bad index".into() })?,
+            );
+            if index >= from.saturating_add(limit) {
+                break;
+            }
+            out.push((index, records::decode("result", &v)?));
+        }
+        Ok(out)
+    }
+
+    fn account(&self, address: Address) -> Result<Option<AccountRecord>, StoreError> {
+        self.get("account", &key(ACCOUNT, &[&address.0]))
+    }
+
+    fn receipt(&self, id: ReceiptId) -> Result<Option<SignedReceipt>, StoreError> {
+        match self.tree.get(key(RECEIPT, &[&id.0])).map_err(io)? {
+            Some(bytes) => records::decode_receipt(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn receipts_of(&self, beneficiary: Address, after: Option<u64>, limit: usize) -> Result<ReceiptPage, StoreError> {
+        let prefix = key(RECEIPT_BY_BENEFICIARY, &[&beneficiary.0]);
+        let start = key(RECEIPT_BY_BENEFICIARY, &[&beneficiary.0, &after.map_or(0, |a| a + 1).to_be_bytes()]);
+        let mut receipts = Vec::new();
+        let mut last = None;
+        for entry in self.tree.range(start..) {
+            let (k, v) = entry.map_err(io)?;
+            if !k.starts_with(&prefix) {
+                return Ok((receipts, None));
+            }
+            if receipts.len() == limit {
+                return Ok((receipts, last));
+            }
+            let seq = u64::from_be_bytes(
+                k[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt { what: "receipt index", reason: "bad sequence".into() })?,
+            );
+            let id = ReceiptId(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt { what: "receipt index", reason: "bad id".into() })?,
+            );
+            let receipt = self
+                .receipt(id)?
+                .ok_or(StoreError::Corrupt { what: "receipt index", reason: format!("{id} is indexed but missing") })?;
+            receipts.push(receipt);
+            last = Some(seq);
+        }
+        Ok((receipts, None))
+    }
+
+    fn api_key(&self, hash: &Sha256) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.get("api key", &key(API_KEY, &[&hash.0]))
+    }
+
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.scan("api key", &[API_KEY])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hyphae_proto::Credits;
+
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn credits_add_up_across_commits() {
+        let (_dir, store) = open();
+        let account = Address([1; 20]);
+        for _ in 0..3 {
+            let mut batch = Batch::new();
+            batch.push(Op::Credit { account, amount: Credits::from_micros(500_000), tasks: 1 });
+            store.commit(batch).await.unwrap();
+        }
+        let record = store.account(account).unwrap().unwrap();
+        assert_eq!(record.balance, Credits::from_micros(1_500_000));
+        assert_eq!(record.verified_tasks, 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_commits_all_land() {
+        let (_dir, store) = open();
+        let store = std::sync::Arc::new(store);
+        let account = Address([2; 20]);
+        let commits = (0..200).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut batch = Batch::new();
+                batch.push(Op::Credit { account, amount: Credits::whole(1), tasks: 1 });
+                store.commit(batch).await
+            })
+        });
+        for commit in futures::future::join_all(commits).await {
+            commit.unwrap().unwrap();
+        }
+        assert_eq!(store.account(account).unwrap().unwrap().balance, Credits::whole(200));
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_directory_is_refused_clearly() {
+        let (dir, _store) = open();
+        match SledStore::open(dir.path()) {
+            Err(StoreError::Locked { .. }) => {}
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("second open succeeded"),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The worker socket, `GET /v1/workers/ws`: login by signed challenge, then one reader and one
+//! writer per worker. The scheduler talks to the writer through a bounded channel, never to the
+//! socket. A frame that does not decode closes that connection (policy violation) and nothing else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use hyphae_proto::frame::{Hello, ToRelay, ToWorker, login_message};
+use hyphae_proto::{Address, PROTOCOL_VERSION};
+use tokio::sync::oneshot;
+
+use crate::app::AppState;
+use crate::scheduler::Outbound;
+
+pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let max = app.config.max_frame_bytes;
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| serve(socket, app))
+}
+
+async fn serve(socket: WebSocket, app: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let hello = match login(&mut sink, &mut stream, &app).await {
+        Ok(hello) => hello,
+        Err(reason) => {
+            tracing::info!(%reason, "worker login refused");
+            app.metrics.worker_protocol_errors.inc();
+            let _ = sink.send(binary(ToWorker::Refused { reason: reason.clone() }.encode())).await;
+            let _ = sink.send(close(close_code::POLICY, &reason)).await;
+            return;
+        }
+    };
+    let worker = hello.worker;
+    let (conn, max_in_flight, outbound) = app.scheduler.connect(&hello);
+    app.metrics.worker_connections.inc();
+    tracing::info!(%worker, beneficiary = %hello.beneficiary, adapter = %hello.adapter.name,
+        backend = %hello.adapter.backend, platform = ?hello.platform, "worker joined");
+    let welcome = ToWorker::Welcome { worker, max_in_flight };
+    if sink.send(binary(welcome.encode())).await.is_err() {
+        app.scheduler.disconnect(worker, conn);
+        return;
+    }
+    let (closing, close_reason) = oneshot::channel();
+    let writer = tokio::spawn(write(sink, outbound, close_reason, app.config.heartbeat));
+    let violation = read(stream, worker, &app).await;
+    app.scheduler.disconnect(worker, conn);
+    if let Some(reason) = &violation {
+        app.metrics.worker_protocol_errors.inc();
+        tracing::warn!(%worker, %reason, "closing worker connection: protocol violation");
+    } else {
+        tracing::info!(%worker, "worker left");
+    }
+    let _ = closing.send(violation);
+    let _ = writer.await;
+}
+
+async fn login(
+    sink: &mut SplitSink<WebSocket, Message>,
+    stream: &mut SplitStream<WebSocket>,
+    app: &AppState,
+) -> Result<Hello, String> {
+    let relay = app.scheduler.relay_address();
+    let nonce: [u8; 32] = rand::random();
+    let challenge = ToWorker::Challenge { protocol: PROTOCOL_VERSION, relay, nonce };
+    sink.send(binary(challenge.encode())).await.map_err(|e| e.to_string())?;
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .map_err(|_| "no hello within 10 s".to_owned())?;
+    let bytes = match first {
+        Some(Ok(Message::Binary(bytes))) => bytes,
+        Some(Ok(_)) => return Err("expected a binary hello frame".into()),
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("closed before hello".into()),
+    };
+    let hello = match ToRelay::decode(&bytes).map_err(|e| e.to_string())? {
+        ToRelay::Hello(hello) => *hello,
+        _ => return Err("expected hello".into()),
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err(format!("protocol {} is not supported; this relay speaks {PROTOCOL_VERSION}", hello.protocol));
+    }
+    let signer = hello.signature.recover(login_message(&relay, &nonce).as_bytes()).map_err(|e| e.to_string())?;
+    if signer != hello.worker {
+        return Err(format!("login signed by {signer}, not by {}", hello.worker));
+    }
+    Ok(hello)
+}
+
+/// Reads frames until the socket ends. Returns the protocol violation that ended it, if any.
+async fn read(mut stream: SplitStream<WebSocket>, worker: Address, app: &AppState) -> Option<String> {
+    let idle = app.config.heartbeat * 3;
+    loop {
+        let message = match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Some(format!("silent for {} s", idle.as_secs())),
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return None,
+            Ok(Some(Ok(message))) => message,
+        };
+        let bytes = match message {
+            Message::Binary(bytes) => bytes,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Text(_) => return Some("text frame; frames are binary".into()),
+            Message::Close(_) => return None,
+        };
+        match ToRelay::decode(&bytes) {
+            Ok(ToRelay::Result(output)) => {
+                let scheduler = Arc::clone(&app.scheduler);
+                tokio::spawn(async move { scheduler.on_result(worker, *output).await });
+            }
+            Ok(ToRelay::Failed { lease, failure }) => {
+                let scheduler = Arc::clone(&app.scheduler);
+                tokio::spawn(async move { scheduler.on_failure(worker, lease, failure).await });
+            }
+            Ok(ToRelay::Pong { .. }) => {}
+            Ok(ToRelay::Hello(_)) => return Some("second hello".into()),
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+}
+
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: tokio::sync::mpsc::Receiver<Outbound>,
+    mut closing: oneshot::Receiver<Option<String>>,
+    heartbeat: Duration,
+) {
+    let mut ping = tokio::time::interval(heartbeat);
+    ping.tick().await;
+    let mut nonce = 0u64;
+    loop {
+        let frame = tokio::select! {
+            reason = &mut closing => {
+                let (code, text) = match reason {
+                    Ok(Some(reason)) => (close_code::POLICY, reason),
+                    _ => (close_code::NORMAL, String::new()),
+                };
+                let _ = sink.send(close(code, &text)).await;
+                return;
+            }
+            message = outbound.recv() => match message {
+                Some(Outbound::Frame(frame)) => frame.encode(),
+                Some(Outbound::Task(dispatch)) => dispatch.to_frame().encode(),
+                // The scheduler dropped this worker (replaced by a newer connection, or stuck).
+                None => {
+                    let _ = sink.send(close(close_code::AGAIN, "replaced by a newer connection")).await;
+                    return;
+                }
+            },
+            _ = ping.tick() => {
+                nonce += 1;
+                ToWorker::Ping { nonce }.encode()
+            }
+        };
+        if sink.send(binary(frame)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn binary(bytes: Vec<u8>) -> Message {
+    Message::Binary(bytes.into())
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    // Close reasons are limited to 123 bytes.
+    let mut reason = reason.to_owned();
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}

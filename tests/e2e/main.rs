@@ -1,0 +1,11 @@
+//! End-to-end tests: the real relay binary, real native workers on lavapipe, real sockets and a
+//! real sled store, driven through the public API as a user would. One test binary for all of
+//! them (one link step).
+
+mod api;
+mod byzantine;
+mod churn;
+mod cli;
+mod durability;
+mod native;
+mod support;

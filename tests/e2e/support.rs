@@ -1,0 +1,75 @@
+//! Checks shared by the end-to-end tests: results against the CPU references, receipts against
+//! the relay's key and an independent Ethereum library, balances against receipts.
+
+use std::collections::BTreeMap;
+
+use hyphae_proto::api::{JobResults, RelayInfo, TaskStatus};
+use hyphae_proto::tensor::{f32s, u32s};
+use hyphae_proto::{Address, Credits, SignedReceipt};
+use hyphae_shaders::reference;
+use hyphae_tests::harness::{Client, MatmulCase};
+
+pub fn assert_collatz_results(results: &JobResults, inputs: &[Vec<u32>]) {
+    assert_eq!(results.tasks.len(), inputs.len());
+    for (task, input) in results.tasks.iter().zip(inputs) {
+        assert_eq!(task.status, TaskStatus::Completed, "task {}: {:?}", task.index, task.error);
+        let got: Vec<u32> = u32s(&task.outputs[0].data.0).collect();
+        assert_eq!(got, reference::collatz::collatz(input), "task {}", task.index);
+    }
+}
+
+pub fn assert_matmul_results(results: &JobResults, cases: &[MatmulCase]) {
+    assert_eq!(results.tasks.len(), cases.len());
+    for (task, c) in results.tasks.iter().zip(cases) {
+        assert_eq!(task.status, TaskStatus::Completed, "task {}: {:?}", task.index, task.error);
+        let got: Vec<f32> = f32s(&task.outputs[0].data.0).collect();
+        let want = reference::matmul::matmul(&c.a, &c.b, c.m, c.n, c.k);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 + 1e-4 * w.abs(), "task {} element {i}: {g} vs {w}", task.index);
+        }
+    }
+}
+
+/// Every task was verified by `redundancy` distinct workers, none of them in `never`.
+pub fn assert_verified_by_distinct_workers(results: &JobResults, redundancy: usize, never: &[Address]) {
+    for task in &results.tasks {
+        let mut by = task.verified_by.clone();
+        by.sort();
+        by.dedup();
+        assert!(by.len() >= redundancy, "task {} verified by {:?}", task.index, task.verified_by);
+        assert_eq!(by.len(), task.verified_by.len(), "task {} verified twice by one worker", task.index);
+        assert_eq!(task.receipts.len(), task.verified_by.len());
+        for liar in never {
+            assert!(!by.contains(liar), "task {} accepted a result from {liar}", task.index);
+        }
+    }
+}
+
+/// Every receipt of `beneficiary` verifies (our verifier and alloy's), and the account's balance
+/// is their sum. Returns the receipts.
+pub async fn assert_receipts_pay_balance(client: &Client, beneficiary: Address) -> Vec<SignedReceipt> {
+    let relay: RelayInfo = client.get("/v1/relay").await;
+    let receipts = client.receipts(beneficiary).await;
+    for r in &receipts {
+        r.verify(Some(relay.address)).unwrap_or_else(|e| panic!("receipt {} does not verify: {e}", r.id()));
+        let theirs = alloy_primitives::Signature::from_raw(&r.signature.0).unwrap();
+        let recovered = theirs.recover_address_from_msg(r.payload.canonical_json()).unwrap();
+        assert_eq!(recovered.to_checksum(None), relay.address.to_string());
+        assert_eq!(r.payload.beneficiary, beneficiary);
+    }
+    let sum: Credits = receipts.iter().map(|r| r.payload.credits).sum();
+    let account = client.account(beneficiary).await;
+    assert_eq!(account.balance, sum, "balance of {beneficiary} is not the sum of its receipts");
+    assert_eq!(account.verified_tasks, receipts.len() as u64);
+    receipts
+}
+
+/// Receipts grouped by task, to check no task pays one worker twice.
+pub fn receipts_by_task(receipts: &[SignedReceipt]) -> BTreeMap<String, Vec<Address>> {
+    let mut by_task: BTreeMap<String, Vec<Address>> = BTreeMap::new();
+    for r in receipts {
+        by_task.entry(r.payload.task.to_string()).or_default().push(r.payload.worker);
+    }
+    by_task
+}

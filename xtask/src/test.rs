@@ -1,0 +1,38 @@
+//! `cargo xtask test`: everything CI checks, in the order that fails fastest.
+
+use std::time::Instant;
+
+use xshell::{Shell, cmd};
+
+use crate::{deps, step};
+
+pub fn run(sh: &Shell, _args: &[String]) -> anyhow::Result<()> {
+    let start = Instant::now();
+    step("dependencies");
+    deps::ensure_debian_packages(sh, deps::GPU_PACKAGES)?;
+    deps::ensure_rust_components(sh, &["rustfmt", "clippy"])?;
+    deps::ensure_rust_target(sh, "wasm32-unknown-unknown")?;
+    deps::gpu_env(sh)?;
+
+    step("format");
+    cmd!(sh, "cargo fmt --all --check").run()?;
+
+    step("lints");
+    cmd!(sh, "cargo clippy --locked --workspace --all-targets -- -D warnings").run()?;
+
+    step("wasm32 build of proto, shaders and the worker");
+    cmd!(
+        sh,
+        "cargo check --locked --target wasm32-unknown-unknown -p hyphae-proto -p hyphae-shaders -p hyphae-node --lib"
+    )
+    .run()?;
+
+    step("binaries for end-to-end tests");
+    cmd!(sh, "cargo build --locked --workspace --bins").run()?;
+
+    step("tests");
+    cmd!(sh, "cargo test --locked --workspace").run()?;
+
+    eprintln!("\nall checks passed in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
