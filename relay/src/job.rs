@@ -8,7 +8,7 @@ use hyphae_proto::api::{BindingOverride, BindingSpec, Tolerance, WgslJob, Workgr
 use hyphae_proto::frame::{Access, Source, TaskBinding};
 use hyphae_proto::tensor::{Bytes, Data};
 use hyphae_proto::{BlobId, Credits, Dtype};
-use hyphae_shaders::{BindingKind, ShaderError, ShaderInfo};
+use hyphae_shaders::{BindingKind, EntryPointInfo, ShaderError, ShaderInfo};
 
 use crate::store::records::TaskRecord;
 
@@ -53,7 +53,8 @@ pub enum JobError {
 #[derive(Debug, Clone)]
 pub struct ValidatedJob {
     pub shader: String,
-    pub entry_point: String,
+    /// The compute entry point, with what it asks of a device (workgroup size and memory).
+    pub entry: EntryPointInfo,
     pub redundancy: u32,
     pub tolerance: Tolerance,
     pub credits_per_task: Credits,
@@ -86,7 +87,7 @@ pub fn validate(job: WgslJob, limits: &JobLimits, blob_sizes: &HashMap<BlobId, u
         )));
     }
     let info = hyphae_shaders::validate(&job.shader)?;
-    check_entry_point(&info, &job.entry_point)?;
+    let entry = check_entry_point(&info, &job.entry_point)?.clone();
     let shader_bindings = shader_storage_bindings(&info)?;
 
     let redundancy = job.redundancy.unwrap_or(limits.default_redundancy);
@@ -127,7 +128,7 @@ pub fn validate(job: WgslJob, limits: &JobLimits, blob_sizes: &HashMap<BlobId, u
 
     Ok(ValidatedJob {
         shader: job.shader,
-        entry_point: job.entry_point,
+        entry,
         redundancy,
         tolerance,
         credits_per_task: job.credits_per_task.unwrap_or(limits.default_credits_per_task),
@@ -135,9 +136,9 @@ pub fn validate(job: WgslJob, limits: &JobLimits, blob_sizes: &HashMap<BlobId, u
     })
 }
 
-fn check_entry_point(info: &ShaderInfo, name: &str) -> Result<(), JobError> {
+fn check_entry_point<'a>(info: &'a ShaderInfo, name: &str) -> Result<&'a EntryPointInfo, JobError> {
     match info.entry_point(name) {
-        Some(ep) if ep.stage == "compute" => Ok(()),
+        Some(ep) if ep.stage == "compute" => Ok(ep),
         Some(ep) => Err(JobError::Invalid(format!("entry point '{name}' is a {} shader, not compute", ep.stage))),
         None => {
             let names: Vec<&str> =

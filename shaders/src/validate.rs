@@ -42,6 +42,10 @@ pub struct EntryPointInfo {
     pub stage: String,
     /// `[0, 0, 0]` for non-compute stages; overridable sizes report naga's value before overrides.
     pub workgroup_size: [u32; 3],
+    /// Bytes of `var<workgroup>` the entry point uses, each variable rounded up to 16 as WebGPU
+    /// counts them. wgpu-core does not check this against the device limit (browsers do), so the
+    /// executor and the relay's placement must.
+    pub workgroup_storage: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,10 +83,6 @@ pub(crate) struct Analysis {
     pub info: ShaderInfo,
     /// One per entry of `info.bindings`, same order.
     pub resources: Vec<Resource>,
-    /// Per entry point (same order as `info.entry_points`): bytes of `var<workgroup>` it uses,
-    /// each variable rounded up to 16 as WebGPU counts them. wgpu-core does not check this
-    /// against the device limit (browsers do), so the executor must.
-    pub workgroup_storage: Vec<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -112,16 +112,6 @@ pub(crate) fn analyze(wgsl: &str) -> Result<Analysis, ShaderError> {
         }
     })?;
 
-    let entry_points = module
-        .entry_points
-        .iter()
-        .map(|ep| EntryPointInfo {
-            name: ep.name.clone(),
-            stage: stage_name(ep.stage).to_owned(),
-            workgroup_size: ep.workgroup_size,
-        })
-        .collect();
-
     let gctx = module.to_ctx();
     let mut bound: Vec<(ShaderBinding, Resource)> = module
         .global_variables
@@ -150,10 +140,13 @@ pub(crate) fn analyze(wgsl: &str) -> Result<Analysis, ShaderError> {
     bound.sort_by_key(|(b, _)| (b.group, b.binding));
     let (bindings, resources) = bound.into_iter().unzip();
 
-    let workgroup_storage = (0..module.entry_points.len())
-        .map(|i| {
+    let entry_points = module
+        .entry_points
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| {
             let uses = module_info.get_entry_point(i);
-            module
+            let workgroup_storage = module
                 .global_variables
                 .iter()
                 .filter(|(handle, var)| var.space == AddressSpace::WorkGroup && !uses[*handle].is_empty())
@@ -161,11 +154,17 @@ pub(crate) fn analyze(wgsl: &str) -> Result<Analysis, ShaderError> {
                     let size = module.types[var.ty].inner.try_size(gctx).unwrap_or(u32::MAX);
                     u64::from(size).div_ceil(16) * 16
                 })
-                .sum()
+                .sum();
+            EntryPointInfo {
+                name: ep.name.clone(),
+                stage: stage_name(ep.stage).to_owned(),
+                workgroup_size: ep.workgroup_size,
+                workgroup_storage,
+            }
         })
         .collect();
 
-    Ok(Analysis { info: ShaderInfo { entry_points, bindings }, resources, workgroup_storage })
+    Ok(Analysis { info: ShaderInfo { entry_points, bindings }, resources })
 }
 
 fn capabilities() -> Capabilities {
@@ -282,8 +281,9 @@ fn other() {}
                     var<workgroup> unused: array<u32, 1000>;\n\
                     @compute @workgroup_size(1) fn main() { a[0] = 1.0; b[0] = 2u; }\n\
                     @compute @workgroup_size(1) fn none() {}";
-        let analysis = analyze(wgsl).unwrap();
-        assert_eq!(analysis.workgroup_storage, vec![32 + 256, 0]);
+        let info = validate(wgsl).unwrap();
+        let storage: Vec<u64> = info.entry_points.iter().map(|e| e.workgroup_storage).collect();
+        assert_eq!(storage, vec![32 + 256, 0]);
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     deps::gpu_env(sh)?;
 
     step("build");
-    cmd!(sh, "cargo build --locked -p hyphae-relay -p hyphae-node --bins").run()?;
+    // The same build as `cargo xtask test` (workspace-wide features), so the two share one cache.
+    cmd!(sh, "cargo build --locked --workspace --bins").run()?;
     let bin = target_dir(sh).join("debug");
     let (hyphae, node) = (bin.join("hyphae"), bin.join("hyphae-node"));
 

@@ -21,6 +21,7 @@ use hyphae_proto::api::{JobInfo, JobStatus, OutputData, Stats, TaskCounts, Worke
 use hyphae_proto::frame::{Access, Hello, Platform, TaskFailure, TaskOutput, ToWorker};
 use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskId};
+use hyphae_shaders::EntryPointInfo;
 use tokio::sync::mpsc;
 
 use state::{ActiveJob, JobShared, State, ToEvaluate, Worker};
@@ -101,31 +102,49 @@ impl Scheduler {
         self.signer.address()
     }
 
-    /// Re-queues every unsettled task of every unfinished job after a restart.
-    pub fn restore(&self) -> Result<usize, StoreError> {
+    /// Re-queues every unsettled task of every unfinished job after a restart. A job whose tasks
+    /// were all settled before the crash (or one of which failed) is finished here instead.
+    pub async fn restore(&self) -> Result<usize, StoreError> {
         let mut restored = 0;
         let now = Instant::now();
-        for record in self.store.jobs()? {
-            if record.status.is_finished() {
-                continue;
-            }
-            let mut record = record;
-            let mut pending = Vec::new();
-            let (mut completed, mut failed) = (0, 0);
-            for task in self.store.tasks(record.id)? {
-                match self.store.result(TaskId { job: record.id, index: task.index })? {
-                    Some(r) if r.outcome == Outcome::Completed => completed += 1,
-                    Some(_) => failed += 1,
-                    None => pending.push(task),
+        for mut record in self.store.jobs()? {
+            if !record.status.is_finished() {
+                let mut pending = Vec::new();
+                let (mut completed, mut failed) = (0, 0);
+                for task in self.store.tasks(record.id)? {
+                    match self.store.result(TaskId { job: record.id, index: task.index })? {
+                        Some(r) if r.outcome == Outcome::Completed => completed += 1,
+                        Some(_) => failed += 1,
+                        None => pending.push(Arc::new(task)),
+                    }
                 }
+                record.completed = completed;
+                record.failed = failed;
+                if failed == 0 && !pending.is_empty() {
+                    self.transition(|state| state.counters.tasks_verified += u64::from(completed));
+                    record.status = JobStatus::Queued;
+                    record.started_at = None;
+                    restored += pending.len();
+                    let job = ActiveJob { shared: shared_of(&record), record, started: 0, settling: 0 };
+                    self.transition(|state| state.add_job(job, pending, now));
+                    continue;
+                }
+                record.status = if failed == 0 { JobStatus::Completed } else { JobStatus::Failed };
+                record.finished_at = Some(crate::unix_ms());
+                let mut batch = Batch::new();
+                batch.push(Op::PutJob(Box::new(record.clone())));
+                self.store.commit(batch).await?;
             }
-            record.completed = completed;
-            record.failed = failed;
-            record.status = JobStatus::Queued;
-            record.started_at = None;
-            restored += pending.len();
-            let job = ActiveJob { shared: shared_of(&record), record, started: 0, settling: 0 };
-            self.transition(|state| state.add_job(job, pending, now));
+            // The dashboard's totals cover the relay's whole history, not just this run.
+            self.transition(|state| {
+                let c = &mut state.counters;
+                c.tasks_verified += u64::from(record.completed);
+                c.tasks_failed += u64::from(record.failed);
+                match record.status {
+                    JobStatus::Completed => c.jobs_completed += 1,
+                    _ => c.jobs_failed += 1,
+                }
+            });
         }
         Ok(restored)
     }
@@ -137,7 +156,9 @@ impl Scheduler {
             id,
             owner,
             shader: job.shader,
-            entry_point: job.entry_point,
+            entry_point: job.entry.name,
+            workgroup_size: job.entry.workgroup_size,
+            workgroup_storage: job.entry.workgroup_storage,
             redundancy: job.redundancy,
             tolerance: job.tolerance,
             credits_per_task: job.credits_per_task,
@@ -150,13 +171,14 @@ impl Scheduler {
             failed: 0,
             error: None,
         };
+        let tasks: Vec<Arc<TaskRecord>> = job.tasks.into_iter().map(Arc::new).collect();
         let mut batch = Batch::new();
         batch.push(Op::PutJob(Box::new(record.clone())));
-        batch.push(Op::PutTasks { job: id, tasks: job.tasks.clone() });
+        batch.push(Op::PutTasks { job: id, tasks: tasks.clone() });
         self.store.commit(batch).await?;
         self.metrics.jobs_submitted.inc();
         let active = ActiveJob { shared: shared_of(&record), record: record.clone(), started: 0, settling: 0 };
-        self.transition(|state| state.add_job(active, job.tasks, Instant::now()));
+        self.transition(|state| state.add_job(active, tasks, Instant::now()));
         Ok(record)
     }
 
@@ -445,20 +467,27 @@ impl Scheduler {
                 Platform::Browser => workers.browser += 1,
             }
         }
-        let mut jobs = hyphae_proto::api::JobCounts::default();
-        let mut tasks = TaskCounts::default();
+        // Queued and running: now. Completed and failed: the relay's whole history.
+        let mut jobs = hyphae_proto::api::JobCounts {
+            completed: state.counters.jobs_completed as u32,
+            failed: state.counters.jobs_failed as u32,
+            ..Default::default()
+        };
+        let mut tasks = TaskCounts {
+            completed: state.counters.tasks_verified as u32,
+            failed: state.counters.tasks_failed as u32,
+            ..Default::default()
+        };
         for job in state.jobs.values() {
             match job.record.status {
                 JobStatus::Queued => jobs.queued += 1,
                 _ => jobs.running += 1,
             }
             let c = job.counts();
-            tasks.total += c.total;
             tasks.queued += c.queued;
             tasks.running += c.running;
         }
-        tasks.completed = state.counters.tasks_verified as u32;
-        tasks.failed = state.counters.tasks_failed as u32;
+        tasks.total = tasks.queued + tasks.running + tasks.completed + tasks.failed;
         // Full seconds only: the current one is still filling.
         let window = 10;
         let verified: u64 = state
@@ -489,7 +518,12 @@ fn shared_of(record: &JobRecord) -> Arc<JobShared> {
     Arc::new(JobShared {
         id: record.id,
         shader: record.shader.clone(),
-        entry_point: record.entry_point.clone(),
+        entry: EntryPointInfo {
+            name: record.entry_point.clone(),
+            stage: "compute".into(),
+            workgroup_size: record.workgroup_size,
+            workgroup_storage: record.workgroup_storage,
+        },
         tolerance: record.tolerance,
         redundancy: record.redundancy,
         credits_per_task: record.credits_per_task,
@@ -533,4 +567,77 @@ fn shaped_outputs(
         return None;
     }
     Some(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use hyphae_proto::SecretKey;
+    use hyphae_proto::api::Tolerance;
+
+    use super::*;
+    use crate::store::SledStore;
+
+    fn record(id: JobId, tasks: u32) -> JobRecord {
+        JobRecord {
+            id,
+            owner: "test".into(),
+            shader: String::new(),
+            entry_point: "main".into(),
+            workgroup_size: [1, 1, 1],
+            workgroup_storage: 0,
+            redundancy: 2,
+            tolerance: Tolerance::default(),
+            credits_per_task: Credits::whole(1),
+            task_count: tasks,
+            status: JobStatus::Queued,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            completed: 0,
+            failed: 0,
+            error: None,
+        }
+    }
+
+    fn result() -> ResultRecord {
+        ResultRecord {
+            outcome: Outcome::Completed,
+            outputs: Vec::new(),
+            output_sha256: None,
+            verified_by: Vec::new(),
+            receipts: Vec::new(),
+            error: None,
+            settled_at: 0,
+        }
+    }
+
+    // A crash between the last task's result and the job's final record must not leave the job
+    // running forever with nothing left to run.
+    #[tokio::test]
+    async fn restore_finishes_a_job_whose_tasks_all_settled_before_the_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let (done, half) = (JobId([1; 12]), JobId([2; 12]));
+        let mut batch = Batch::new();
+        for (id, settled) in [(done, 2), (half, 1)] {
+            batch.push(Op::PutJob(Box::new(record(id, 2))));
+            let tasks = (0..2).map(|index| Arc::new(TaskRecord { index, workgroups: [1, 1, 1], bindings: Vec::new() }));
+            batch.push(Op::PutTasks { job: id, tasks: tasks.collect() });
+            for index in 0..settled {
+                batch.push(Op::PutResult { task: TaskId { job: id, index }, result: Box::new(result()) });
+            }
+        }
+        store.commit(batch).await.unwrap();
+
+        let signer = Arc::new(Signer::new(SecretKey::random(&mut rand::thread_rng())));
+        let scheduler = Scheduler::new(store.clone(), signer, Arc::new(Metrics::new()), SchedulerConfig::default());
+        assert_eq!(scheduler.restore().await.unwrap(), 1, "only the unsettled task is re-queued");
+
+        let finished = scheduler.job_info(done).unwrap().unwrap();
+        assert_eq!(finished.status, JobStatus::Completed);
+        assert_eq!(store.job(done).unwrap().unwrap().status, JobStatus::Completed, "not written back");
+        let running = scheduler.job_info(half).unwrap().unwrap();
+        assert_eq!((running.status, running.tasks.completed, running.tasks.queued), (JobStatus::Queued, 1, 1));
+        assert_eq!(scheduler.stats().tasks.completed, 3);
+    }
 }

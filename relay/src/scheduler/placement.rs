@@ -3,7 +3,8 @@
 //! that would come back refused.
 
 use hyphae_proto::frame::DeviceLimits;
-use hyphae_shaders::executor::limits::Requirements;
+use hyphae_shaders::EntryPointInfo;
+use hyphae_shaders::executor::{Requirements, check_workgroup};
 
 use crate::store::records::TaskRecord;
 
@@ -11,6 +12,7 @@ pub fn requirements(task: &TaskRecord) -> Requirements {
     Requirements { workgroups: task.workgroups, binding_sizes: task.bindings.iter().map(|b| b.size).collect() }
 }
 
-pub fn fits(requirements: &Requirements, limits: &DeviceLimits) -> bool {
-    requirements.check(limits).is_ok()
+/// Whether a device with `limits` can run a task of these requirements with this entry point.
+pub fn fits(entry: &EntryPointInfo, requirements: &Requirements, limits: &DeviceLimits) -> bool {
+    requirements.check(limits).is_ok() && check_workgroup(entry, limits).is_ok()
 }

@@ -10,7 +10,8 @@ use hyphae_proto::api::{JobStatus, TaskCounts, Tolerance};
 use hyphae_proto::frame::{AdapterInfo, Platform, TaskFailure, ToWorker};
 use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, Credits, JobId, LeaseId, TaskId};
-use hyphae_shaders::executor::limits::Requirements;
+use hyphae_shaders::EntryPointInfo;
+use hyphae_shaders::executor::Requirements;
 use tokio::sync::mpsc;
 
 use super::lease::{Lease, Leases};
@@ -23,7 +24,7 @@ use crate::store::records::{JobRecord, TaskRecord};
 pub struct JobShared {
     pub id: JobId,
     pub shader: String,
-    pub entry_point: String,
+    pub entry: EntryPointInfo,
     pub tolerance: Tolerance,
     pub redundancy: u32,
     pub credits_per_task: Credits,
@@ -52,7 +53,7 @@ impl Dispatch {
             lease: self.lease,
             task: TaskId { job: self.job.id, index: self.spec.index },
             shader: self.job.shader.clone(),
-            entry_point: self.job.entry_point.clone(),
+            entry_point: self.job.entry.name.clone(),
             workgroups: self.spec.workgroups,
             bindings: self.spec.bindings.clone(),
             deadline_ms: self.deadline_ms,
@@ -143,6 +144,8 @@ pub struct Counters {
     pub results_rejected: u64,
     pub tasks_verified: u64,
     pub tasks_failed: u64,
+    pub jobs_completed: u64,
+    pub jobs_failed: u64,
     pub credits_issued: Credits,
     /// (second since start, tasks verified in it), newest last: the dashboard's rate.
     pub verified_by_second: std::collections::VecDeque<(u64, u64)>,
@@ -188,7 +191,7 @@ impl State {
     }
 
     /// Makes a job's unsettled tasks schedulable.
-    pub fn add_job(&mut self, job: ActiveJob, tasks: Vec<TaskRecord>, now: Instant) {
+    pub fn add_job(&mut self, job: ActiveJob, tasks: Vec<Arc<TaskRecord>>, now: Instant) {
         let shared = job.shared.clone();
         self.jobs.insert(shared.id, job);
         for spec in tasks {
@@ -201,7 +204,7 @@ impl State {
                 id,
                 TaskState {
                     job: shared.clone(),
-                    spec: Arc::new(spec),
+                    spec,
                     needs,
                     target: shared.redundancy,
                     in_flight: 0,
@@ -279,7 +282,11 @@ impl State {
         let tasks = &self.tasks;
         let entry = self.queue.take_first(|id| {
             let task = tasks.get(id)?;
-            Some(task.phase == Phase::Open && !task.tried.contains(&address) && placement::fits(&task.needs, &limits))
+            Some(
+                task.phase == Phase::Open
+                    && !task.tried.contains(&address)
+                    && placement::fits(&task.job.entry, &task.needs, &limits),
+            )
         });
         let Some(entry) = entry else { return false };
         let task = self.tasks.get_mut(&entry.task).expect("eligible entries have tasks");
@@ -331,13 +338,11 @@ impl State {
 
     /// Ends a lease of `address`, returning its task if the lease was live and really theirs.
     fn end_lease(&mut self, address: Address, lease: LeaseId) -> Option<TaskId> {
-        let l = self.leases.take(lease)?;
-        if l.worker != address {
-            // Not theirs: put it back untouched.
-            let id = self.leases.issue(l);
-            tracing::warn!(worker = %address, %lease, reissued = %id, "worker answered a lease it does not hold");
+        if self.leases.get(lease)?.worker != address {
+            tracing::warn!(worker = %address, %lease, "worker answered a lease it does not hold; ignored");
             return None;
         }
+        let l = self.leases.take(lease)?;
         if let Some(w) = self.workers.get_mut(&address) {
             w.in_flight = w.in_flight.saturating_sub(1);
         }
@@ -480,6 +485,10 @@ impl State {
         if r.completed + r.failed == r.task_count {
             let mut record = self.jobs.remove(&task.job).expect("present").record;
             record.status = if record.failed == 0 { JobStatus::Completed } else { JobStatus::Failed };
+            match record.status {
+                JobStatus::Completed => self.counters.jobs_completed += 1,
+                _ => self.counters.jobs_failed += 1,
+            }
             record.finished_at = Some(crate::unix_ms());
             return Some(record);
         }
@@ -499,6 +508,7 @@ impl State {
             self.send(l.worker, ToWorker::Cancel { lease }, now);
         }
         self.counters.tasks_failed += 1;
+        self.counters.jobs_failed += 1;
         active.record.failed += 1;
         active.record.status = JobStatus::Failed;
         active.record.error = Some(reason);
@@ -523,5 +533,202 @@ impl State {
             self.fill_all(now);
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hyphae_proto::api::Tolerance;
+    use hyphae_proto::frame::{Access, DeviceLimits, TaskBinding};
+    use hyphae_proto::{Dtype, SecretKey};
+
+    use super::*;
+
+    const LIMITS: DeviceLimits = DeviceLimits {
+        max_buffer_size: 1 << 20,
+        max_storage_buffer_binding_size: 1 << 20,
+        max_storage_buffers_per_shader_stage: 8,
+        max_compute_workgroups_per_dimension: 65535,
+        max_compute_invocations_per_workgroup: 256,
+        max_compute_workgroup_storage_size: 16384,
+    };
+
+    fn job(tasks: u32, redundancy: u32, output_bytes: u64) -> (ActiveJob, Vec<Arc<TaskRecord>>) {
+        let id = JobId([tasks as u8; 12]);
+        let shared = Arc::new(JobShared {
+            id,
+            shader: String::new(),
+            entry: EntryPointInfo {
+                name: "main".into(),
+                stage: "compute".into(),
+                workgroup_size: [64, 1, 1],
+                workgroup_storage: 0,
+            },
+            tolerance: Tolerance::default(),
+            redundancy,
+            credits_per_task: Credits::whole(1),
+        });
+        let record = JobRecord {
+            id,
+            owner: "test".into(),
+            shader: String::new(),
+            entry_point: "main".into(),
+            workgroup_size: [64, 1, 1],
+            workgroup_storage: 0,
+            redundancy,
+            tolerance: Tolerance::default(),
+            credits_per_task: Credits::whole(1),
+            task_count: tasks,
+            status: JobStatus::Queued,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            completed: 0,
+            failed: 0,
+            error: None,
+        };
+        let specs = (0..tasks)
+            .map(|index| {
+                Arc::new(TaskRecord {
+                    index,
+                    workgroups: [1, 1, 1],
+                    bindings: vec![TaskBinding {
+                        binding: 0,
+                        dtype: Dtype::U32,
+                        access: Access::ReadWrite,
+                        source: None,
+                        size: output_bytes,
+                    }],
+                })
+            })
+            .collect();
+        (ActiveJob { shared, record, started: 0, settling: 0 }, specs)
+    }
+
+    fn worker(state: &mut State, max_in_flight: u32, now: Instant) -> (Address, mpsc::Receiver<Outbound>) {
+        let address = SecretKey::random(&mut rand::thread_rng()).address();
+        let (tx, rx) = mpsc::channel(64);
+        let w = Worker {
+            conn: 0,
+            tx,
+            in_flight: 0,
+            max_in_flight,
+            beneficiary: address,
+            platform: Platform::Native,
+            adapter: AdapterInfo { limits: LIMITS, ..AdapterInfo::default() },
+            agent: "test".into(),
+            connected_at: 0,
+        };
+        state.add_worker(address, w, now);
+        (address, rx)
+    }
+
+    fn leases(rx: &mut mpsc::Receiver<Outbound>) -> Vec<(LeaseId, TaskId)> {
+        let mut out = Vec::new();
+        while let Ok(message) = rx.try_recv() {
+            if let Outbound::Task(d) = message {
+                out.push((d.lease, TaskId { job: d.job.id, index: d.spec.index }));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_task_is_never_leased_twice_to_one_worker() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60));
+        let (_, mut rx) = worker(&mut state, 8, now);
+        let (active, tasks) = job(1, 2, 4);
+        state.add_job(active, tasks, now);
+        assert_eq!(leases(&mut rx).len(), 1, "both replicas went to one worker");
+        let (_, mut second) = worker(&mut state, 8, now);
+        assert_eq!(leases(&mut second).len(), 1, "the second replica did not go to the second worker");
+    }
+
+    #[test]
+    fn a_worker_never_holds_more_than_its_max_in_flight() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60));
+        let (a, mut rx) = worker(&mut state, 3, now);
+        let (active, tasks) = job(10, 1, 4);
+        state.add_job(active, tasks, now);
+        let got = leases(&mut rx);
+        assert_eq!(got.len(), 3);
+        assert_eq!(state.workers[&a].in_flight, 3);
+        // Answering one frees one slot, which is filled at once.
+        let evaluate = state.on_result(a, got[0].0, Some(vec![Bytes(vec![0; 4])]), now);
+        assert!(evaluate.is_some(), "redundancy 1: one result completes the task");
+        assert_eq!(leases(&mut rx).len(), 1);
+        assert_eq!(state.workers[&a].in_flight, 3);
+    }
+
+    #[test]
+    fn an_expired_lease_goes_to_another_worker_and_the_late_answer_is_ignored() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(5));
+        let (slow, mut slow_rx) = worker(&mut state, 1, now);
+        let (active, tasks) = job(1, 1, 4);
+        state.add_job(active, tasks, now);
+        let [(lease, task)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
+        let (_, mut other_rx) = worker(&mut state, 1, now);
+        assert!(leases(&mut other_rx).is_empty());
+
+        assert_eq!(state.expire(now + Duration::from_secs(6)), 1);
+        let cancelled = slow_rx.try_recv().expect("the slow worker is told");
+        assert!(matches!(cancelled, Outbound::Frame(ToWorker::Cancel { lease: l }) if l == lease));
+        assert_eq!(leases(&mut other_rx).iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec![task]);
+        assert!(leases(&mut slow_rx).is_empty(), "the task went back to the worker that let it expire");
+        assert!(state.on_result(slow, lease, Some(vec![Bytes(vec![0; 4])]), now).is_none());
+        assert!(state.tasks[&task].results.is_empty(), "a late answer to an expired lease counted");
+    }
+
+    #[test]
+    fn a_disconnected_worker_returns_its_leases_to_the_queue() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60));
+        let (gone, mut gone_rx) = worker(&mut state, 4, now);
+        let (active, tasks) = job(3, 1, 4);
+        state.add_job(active, tasks, now);
+        assert_eq!(leases(&mut gone_rx).len(), 3);
+        state.remove_worker(gone, 0, now);
+        let (_, mut next) = worker(&mut state, 4, now);
+        assert_eq!(leases(&mut next).len(), 3);
+    }
+
+    #[test]
+    fn a_reconnecting_key_replaces_its_old_connection_and_does_not_get_its_tasks_back() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60));
+        let (address, mut old_rx) = worker(&mut state, 4, now);
+        let (active, tasks) = job(2, 1, 4);
+        state.add_job(active, tasks, now);
+        assert_eq!(leases(&mut old_rx).len(), 2);
+        let (tx, mut new_rx) = mpsc::channel(64);
+        let replacement = Worker {
+            conn: 1,
+            tx,
+            in_flight: 0,
+            max_in_flight: 4,
+            beneficiary: address,
+            platform: Platform::Native,
+            adapter: AdapterInfo { limits: LIMITS, ..AdapterInfo::default() },
+            agent: "test".into(),
+            connected_at: 0,
+        };
+        state.add_worker(address, replacement, now);
+        assert!(leases(&mut new_rx).is_empty(), "the same key got the same tasks again");
+        // The old connection's late goodbye does not remove the new one.
+        state.remove_worker(address, 0, now);
+        assert!(state.workers.contains_key(&address));
+    }
+
+    #[test]
+    fn tasks_beyond_a_workers_limits_are_not_placed_on_it() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60));
+        let (_, mut rx) = worker(&mut state, 4, now);
+        let (active, tasks) = job(1, 1, 2 << 20);
+        state.add_job(active, tasks, now);
+        assert!(leases(&mut rx).is_empty());
     }
 }

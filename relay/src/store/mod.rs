@@ -12,6 +12,7 @@ mod sled;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use hyphae_proto::{Address, Credits, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 
@@ -41,7 +42,7 @@ pub enum Op {
     PutJob(Box<JobRecord>),
     PutTasks {
         job: JobId,
-        tasks: Vec<TaskRecord>,
+        tasks: Vec<Arc<TaskRecord>>,
     },
     PutResult {
         task: TaskId,

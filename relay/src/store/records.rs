@@ -17,6 +17,9 @@ pub struct JobRecord {
     pub owner: String,
     pub shader: String,
     pub entry_point: String,
+    /// The entry point's `@workgroup_size` and `var<workgroup>` bytes, for placement.
+    pub workgroup_size: [u32; 3],
+    pub workgroup_storage: u64,
     pub redundancy: u32,
     pub tolerance: Tolerance,
     pub credits_per_task: Credits,

@@ -144,7 +144,7 @@ fn apply_op(t: &TransactionalTree, op: &Op) -> Result<(), StoreError> {
         Op::PutTasks { job, tasks } => {
             for task in tasks {
                 let k = task_key(TASK, TaskId { job: *job, index: task.index });
-                t.insert(k, records::encode(task)).map_err(tx_io)?;
+                t.insert(k, records::encode(task.as_ref())).map_err(tx_io)?;
             }
         }
         Op::PutResult { task, result } => {

@@ -70,24 +70,23 @@ pub fn check_limits(launch: &Launch<'_>, limits: &DeviceLimits) -> Result<(), Ex
     Requirements::of(launch).check(limits)
 }
 
-/// Checks an entry point's workgroup size (from [`mod@crate::validate`]) against the device's
-/// invocations per workgroup. Per-axis sizes and workgroup memory are left to wgpu, which
-/// refuses them at pipeline creation.
+/// Checks an entry point's workgroup (from [`mod@crate::validate`]) against the device: its
+/// invocations, and the bytes of `var<workgroup>` it uses, which wgpu-core does not check itself
+/// (a driver given too much may fail in ways no error scope sees). Per-axis sizes are left to
+/// wgpu, which refuses them at pipeline creation.
 pub fn check_workgroup(entry: &EntryPointInfo, limits: &DeviceLimits) -> Result<(), ExecError> {
     let invocations = entry.workgroup_size.iter().map(|&d| u64::from(d)).product::<u64>();
     let limit = u64::from(limits.max_compute_invocations_per_workgroup);
     if invocations > limit {
         return Err(ExecError::ExceedsLimits { what: "invocations per workgroup", requested: invocations, limit });
     }
-    Ok(())
-}
-
-/// Checks the bytes of `var<workgroup>` an entry point uses against the device. wgpu-core does
-/// not check this itself; a driver given too much may fail in ways no error scope sees.
-pub fn check_workgroup_storage(bytes: u64, limits: &DeviceLimits) -> Result<(), ExecError> {
     let limit = u64::from(limits.max_compute_workgroup_storage_size);
-    if bytes > limit {
-        return Err(ExecError::ExceedsLimits { what: "workgroup storage size", requested: bytes, limit });
+    if entry.workgroup_storage > limit {
+        return Err(ExecError::ExceedsLimits {
+            what: "workgroup storage size",
+            requested: entry.workgroup_storage,
+            limit,
+        });
     }
     Ok(())
 }
@@ -164,21 +163,24 @@ mod tests {
         }
     }
 
+    fn entry(workgroup_size: [u32; 3], workgroup_storage: u64) -> EntryPointInfo {
+        EntryPointInfo { name: "main".into(), stage: "compute".into(), workgroup_size, workgroup_storage }
+    }
+
     #[test]
     fn workgroup_storage_over_the_limit_is_rejected() {
-        check_workgroup_storage(16 << 10, &webgpu_defaults()).unwrap();
+        check_workgroup(&entry([1, 1, 1], 16 << 10), &webgpu_defaults()).unwrap();
         assert!(matches!(
-            check_workgroup_storage((16 << 10) + 16, &webgpu_defaults()),
+            check_workgroup(&entry([1, 1, 1], (16 << 10) + 16), &webgpu_defaults()),
             Err(ExecError::ExceedsLimits { what: "workgroup storage size", .. })
         ));
     }
 
     #[test]
     fn workgroup_over_invocation_limit_is_rejected() {
-        let entry = |workgroup_size| EntryPointInfo { name: "main".into(), stage: "compute".into(), workgroup_size };
-        check_workgroup(&entry([16, 16, 1]), &webgpu_defaults()).unwrap();
+        check_workgroup(&entry([16, 16, 1], 0), &webgpu_defaults()).unwrap();
         assert_eq!(
-            check_workgroup(&entry([16, 16, 2]), &webgpu_defaults()),
+            check_workgroup(&entry([16, 16, 2], 0), &webgpu_defaults()),
             Err(ExecError::ExceedsLimits { what: "invocations per workgroup", requested: 512, limit: 256 })
         );
     }

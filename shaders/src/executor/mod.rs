@@ -37,7 +37,7 @@ use crate::error::ShaderError;
 use crate::validate::{self, Analysis, BindingKind};
 pub use cache::CacheStats;
 use cache::PipelineCache;
-pub use limits::{check_limits, check_workgroup, check_workgroup_storage};
+pub use limits::{Requirements, check_limits, check_workgroup};
 pub use pool::PoolStats;
 use pool::{BufferUse, Pool};
 
@@ -256,7 +256,6 @@ impl Gpu {
             )));
         }
         check_workgroup(entry, &self.limits)?;
-        check_workgroup_storage(analysis.workgroup_storage[index], &self.limits)?;
         let min_sizes = match_bindings(&analysis, index, &layout)?;
 
         let scopes = ErrorScopes::push(&self.device);
