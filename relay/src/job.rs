@@ -88,6 +88,13 @@ pub fn validate(job: WgslJob, limits: &JobLimits, blob_sizes: &HashMap<BlobId, u
     }
     let info = hyphae_shaders::validate(&job.shader)?;
     let entry = check_entry_point(&info, &job.entry_point)?.clone();
+    // Every worker would refuse it at pipeline creation: say so now, not after three failures.
+    if let Some(o) = info.overrides.iter().find(|o| !o.has_default) {
+        return Err(JobError::Invalid(format!(
+            "override `{}` has no default value, and jobs cannot set pipeline constants; give it one",
+            o.name.as_deref().unwrap_or("?")
+        )));
+    }
     let shader_bindings = shader_storage_bindings(&info)?;
 
     let redundancy = job.redundancy.unwrap_or(limits.default_redundancy);
@@ -381,6 +388,17 @@ mod tests {
             {"binding": 0, "dtype": "u32", "data": {"blob": BlobId::of(b"x").to_string()}},
             {"binding": 1, "dtype": "u32", "output": true, "size": 4}]});
         assert!(matches!(check(missing_blob), Err(JobError::Invalid(m)) if m.contains("not found")));
+    }
+
+    #[test]
+    fn an_override_without_a_default_is_refused_at_submission() {
+        let mut j = job(serde_json::json!({"bindings": [{"binding": 0, "dtype": "u32", "data": "AQAAAA=="},
+                                                        {"binding": 1, "dtype": "u32", "output": true, "size": 4}]}));
+        j.shader = format!("override scale: u32;\n{DOUBLE}");
+        match validate(j, &JobLimits::default(), &HashMap::new()) {
+            Err(JobError::Invalid(m)) => assert!(m.contains("scale"), "{m}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
     }
 
     #[test]

@@ -26,4 +26,4 @@ pub mod testsuite;
 pub mod validate;
 
 pub use executor::{Contents, ExecError, Gpu, Launch, LaunchBinding};
-pub use validate::{BindingKind, EntryPointInfo, ShaderBinding, ShaderError, ShaderInfo, validate};
+pub use validate::{BindingKind, EntryPointInfo, OverrideInfo, ShaderBinding, ShaderError, ShaderInfo, validate};

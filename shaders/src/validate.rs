@@ -27,6 +27,15 @@ pub struct ShaderInfo {
     pub entry_points: Vec<EntryPointInfo>,
     /// Every global with `@group/@binding`, sorted by group then binding.
     pub bindings: Vec<ShaderBinding>,
+    /// Pipeline-overridable constants (`override x: u32 = …;`), in declaration order.
+    pub overrides: Vec<OverrideInfo>,
+}
+
+/// An `override` declaration. One without a default cannot run unless the pipeline sets it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverrideInfo {
+    pub name: Option<String>,
+    pub has_default: bool,
 }
 
 impl ShaderInfo {
@@ -164,7 +173,13 @@ pub(crate) fn analyze(wgsl: &str) -> Result<Analysis, ShaderError> {
         })
         .collect();
 
-    Ok(Analysis { info: ShaderInfo { entry_points, bindings }, resources })
+    let overrides = module
+        .overrides
+        .iter()
+        .map(|(_, o)| OverrideInfo { name: o.name.clone(), has_default: o.init.is_some() })
+        .collect();
+
+    Ok(Analysis { info: ShaderInfo { entry_points, bindings, overrides }, resources })
 }
 
 fn capabilities() -> Capabilities {
@@ -284,6 +299,14 @@ fn other() {}
         let info = validate(wgsl).unwrap();
         let storage: Vec<u64> = info.entry_points.iter().map(|e| e.workgroup_storage).collect();
         assert_eq!(storage, vec![32 + 256, 0]);
+    }
+
+    #[test]
+    fn overrides_are_reflected_with_whether_they_have_a_default() {
+        let info =
+            validate("override a: u32 = 4u;\noverride b: f32;\n@compute @workgroup_size(1) fn main() {}").unwrap();
+        let names: Vec<_> = info.overrides.iter().map(|o| (o.name.as_deref(), o.has_default)).collect();
+        assert_eq!(names, vec![(Some("a"), true), (Some("b"), false)]);
     }
 
     #[test]

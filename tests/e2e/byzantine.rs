@@ -25,7 +25,7 @@ async fn a_lying_worker_never_gets_a_result_accepted_and_earns_nothing() {
     client.wait_for_workers(3, Duration::from_secs(60)).await;
 
     let (collatz, inputs) = collatz_job(48, 200, 2, 3);
-    let (matmul, cases) = matmul_job(48, 24, 2, 4);
+    let (matmul, cases) = matmul_job(48, 1..=24, 2, 4);
     let u32_job = client.submit(&collatz).await;
     let f32_job = client.submit(&matmul).await;
     for id in [u32_job.id, f32_job.id] {

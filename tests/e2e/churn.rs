@@ -1,15 +1,29 @@
-//! Workers that vanish: a worker killed in the middle of its tasks does not stop the job.
+//! Workers that vanish or stall: their leases go back to the queue and the job completes anyway.
 
 use std::time::{Duration, Instant};
 
+use hyphae_proto::Address;
 use hyphae_proto::api::JobStatus;
 use hyphae_tests::harness::{Client, NodeProcess, RelayProcess, matmul_job};
 
 use crate::support::*;
 
+/// Waits until `worker` holds at least one lease.
+async fn holds_leases(client: &Client, worker: Address) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let workers = client.workers().await.workers;
+        if workers.iter().any(|w| w.address == worker && w.in_flight > 0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the worker never held a task: {workers:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_task_does_not_stop_the_job() {
-    let relay = RelayProcess::start(&["--lease-timeout", "10"]);
+    let relay = RelayProcess::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let mut nodes: Vec<NodeProcess> =
         (0..3).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
@@ -17,25 +31,62 @@ async fn a_worker_killed_mid_task_does_not_stop_the_job() {
     client.wait_for_workers(3, Duration::from_secs(60)).await;
     let victim = nodes[0].address();
 
-    // Tasks big enough on lavapipe that the victim is caught holding leases.
-    let (matmul, cases) = matmul_job(24, 160, 2, 5);
+    // Frozen, the victim takes its share of the job and cannot answer: it is caught mid-task.
+    nodes[0].freeze();
+    let (matmul, cases) = matmul_job(24, 1..=96, 2, 5);
     let job = client.submit(&matmul).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let workers = client.workers().await.workers;
-        if workers.iter().any(|w| w.address == victim && w.in_flight > 0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the victim never held a task");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    holds_leases(&client, victim).await;
     nodes[0].kill();
 
     let info = client.wait(job.id, Duration::from_secs(300)).await;
     assert_eq!(info.status, JobStatus::Completed, "{info:?}");
     let results = client.results(job.id).await;
     assert_matmul_results(&results, &cases);
-    assert_verified_by_distinct_workers(&results, 2, &[]);
+    assert_verified_by_distinct_workers(&results, 2, &[victim]);
     let workers = client.workers().await.workers;
     assert!(workers.iter().all(|w| w.address != victim), "the killed worker is still listed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_worker_loses_its_leases_at_their_deadline_and_its_late_answers_are_ignored() {
+    let relay = RelayProcess::start(&["--lease-timeout", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let nodes: Vec<NodeProcess> =
+        (0..3).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
+    let client = Client::new(&relay.url, &relay.api_key);
+    client.wait_for_workers(3, Duration::from_secs(60)).await;
+    let stalled = nodes[0].address();
+
+    nodes[0].freeze();
+    let (matmul, cases) = matmul_job(24, 1..=96, 2, 6);
+    let job = client.submit(&matmul).await;
+    holds_leases(&client, stalled).await;
+
+    // Its socket stays open, so only the lease deadline can free its tasks.
+    let info = client.wait(job.id, Duration::from_secs(300)).await;
+    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
+    let results = client.results(job.id).await;
+    assert_matmul_results(&results, &cases);
+    assert_verified_by_distinct_workers(&results, 2, &[stalled]);
+
+    // Thawed, it answers leases that are long gone: nothing of it counts, and it is free again.
+    nodes[0].thaw();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let workers = client.workers().await.workers;
+        let w = workers.iter().find(|w| w.address == stalled).expect("still connected");
+        if w.in_flight == 0 {
+            assert_eq!((w.accepted, w.rejected), (0, 0), "a late answer was judged: {w:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stalled worker still holds leases: {w:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = client.http.get(format!("{}/metrics", relay.url)).send().await.unwrap().text().await.unwrap();
+    let expired: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hyphae_leases_expired_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the expired-lease counter");
+    assert!(expired >= 1, "no lease expired");
 }

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use hyphae_proto::SecretKey;
-use hyphae_proto::api::JobStatus;
+use hyphae_proto::api::{BindingSpec, JobRequest, JobStatus, WgslJob, Workgroups};
+use hyphae_proto::tensor::{Data, to_bytes};
+use hyphae_proto::{Dtype, SecretKey};
+use hyphae_shaders::kernels;
 use hyphae_tests::harness::{Client, NodeProcess, RelayProcess, collatz_job, matmul_job};
 
 use crate::support::*;
@@ -23,7 +25,7 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
     client.wait_for_workers(3, Duration::from_secs(60)).await;
 
     let (collatz, inputs) = collatz_job(64, 300, 2, 1);
-    let (matmul, cases) = matmul_job(64, 40, 2, 2);
+    let (matmul, cases) = matmul_job(64, 1..=40, 2, 2);
     let u32_job = client.submit(&collatz).await;
     let f32_job = client.submit(&matmul).await;
     assert_eq!((u32_job.tasks, f32_job.tasks), (64, 64));
@@ -50,4 +52,77 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
     }
     // Every task paid exactly its two verifiers.
     assert_eq!(paid, 2 * 128);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reading_its_input_from_a_blob_completes() {
+    let relay = RelayProcess::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let _nodes: Vec<NodeProcess> =
+        (0..2).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
+    let client = Client::new(&relay.url, &relay.api_key);
+    client.wait_for_workers(2, Duration::from_secs(60)).await;
+
+    let input: Vec<u32> = (1..=65_536).collect();
+    let blob = upload(&client, to_bytes(&input, u32::to_le_bytes)).await;
+    let job = JobRequest::Wgsl(WgslJob {
+        shader: kernels::COLLATZ.source.into(),
+        entry_point: "main".into(),
+        workgroups: Some(Workgroups([65_536 / kernels::COLLATZ.workgroup_size[0], 1, 1])),
+        bindings: vec![
+            BindingSpec { binding: 0, dtype: Dtype::U32, data: Some(Data::Blob { blob }), output: false, size: None },
+            BindingSpec { binding: 1, dtype: Dtype::U32, data: None, output: true, size: Some(4 * 65_536) },
+        ],
+        tasks: Vec::new(),
+        redundancy: Some(2),
+        tolerance: None,
+        credits_per_task: None,
+    });
+    let created = client.submit(&job).await;
+    let info = client.wait(created.id, Duration::from_secs(120)).await;
+    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
+    assert_collatz_results(&client.results(created.id).await, &[input]);
+}
+
+// A task that no worker can run is not retried forever: once two distinct workers report that
+// they cannot run it, the task and its job fail, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_no_worker_can_run_fails_its_job_with_the_workers_reasons() {
+    let relay = RelayProcess::start(&[]);
+    let client = Client::new(&relay.url, &relay.api_key);
+    let input: Vec<u32> = (1..=1024).collect();
+    let blob = upload(&client, to_bytes(&input, u32::to_le_bytes)).await;
+    let (job, _) = collatz_job(1, 1024, 2, 11);
+    let JobRequest::Wgsl(mut job) = job;
+    job.tasks.clear();
+    job.bindings[0].data = Some(Data::Blob { blob });
+    let created = client.submit(&JobRequest::Wgsl(job)).await;
+
+    // The blob is lost from the relay's disk before any worker fetches it.
+    let hex = blob.0.to_hex();
+    std::fs::remove_file(relay.data.join("blobs").join(&hex[..2]).join(&hex)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _nodes: Vec<NodeProcess> =
+        (0..2).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
+
+    let info = client.wait(created.id, Duration::from_secs(120)).await;
+    assert_eq!(info.status, JobStatus::Failed, "{info:?}");
+    let error = info.error.unwrap_or_default();
+    assert!(error.contains("MissingBlob") && error.contains("404"), "{error}");
+    let results = client.results(created.id).await;
+    assert_eq!(results.tasks[0].status, hyphae_proto::api::TaskStatus::Failed);
+    assert!(results.tasks[0].receipts.is_empty());
+}
+
+async fn upload(client: &Client, bytes: Vec<u8>) -> hyphae_proto::BlobId {
+    let response = client
+        .http
+        .post(format!("{}/v1/blobs", client.url))
+        .bearer_auth(&client.api_key)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<hyphae_proto::api::BlobCreated>().await.unwrap().id
 }

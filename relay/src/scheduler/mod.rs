@@ -40,13 +40,14 @@ pub struct SchedulerConfig {
     pub lease_timeout: Duration,
     /// The most tasks one worker holds at once, whatever it asks for.
     pub max_in_flight: u32,
-    /// Failure reports (not wrong answers) from distinct workers after which a task fails.
+    /// Failure reports (not wrong answers) from distinct workers after which a task fails. Two
+    /// independent workers that cannot run a task mean the task is at fault, not a worker.
     pub max_failures: usize,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig { lease_timeout: Duration::from_secs(60), max_in_flight: 4, max_failures: 3 }
+        SchedulerConfig { lease_timeout: Duration::from_secs(60), max_in_flight: 4, max_failures: 2 }
     }
 }
 

@@ -53,12 +53,17 @@ pub struct MatmulCase {
     pub b: Vec<f32>,
 }
 
-/// An f32 job: `tasks` matmuls of varied, ragged shapes up to `max` per side.
-pub fn matmul_job(tasks: usize, max: usize, redundancy: u32, seed: u64) -> (JobRequest, Vec<MatmulCase>) {
+/// An f32 job: `tasks` matmuls of varied, ragged shapes, each side drawn from `sides`.
+pub fn matmul_job(
+    tasks: usize,
+    sides: std::ops::RangeInclusive<usize>,
+    redundancy: u32,
+    seed: u64,
+) -> (JobRequest, Vec<MatmulCase>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let cases: Vec<MatmulCase> = (0..tasks)
         .map(|_| {
-            let (m, n, k) = (rng.gen_range(1..=max), rng.gen_range(1..=max), rng.gen_range(1..=max));
+            let (m, n, k) = (rng.gen_range(sides.clone()), rng.gen_range(sides.clone()), rng.gen_range(sides.clone()));
             let a = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let b = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
             MatmulCase { m, n, k, a, b }

@@ -167,11 +167,28 @@ impl NodeProcess {
         }
     }
 
+    /// SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGSTOP: the process freezes where it is, its socket open and its leases held.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`NodeProcess::freeze`].
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the worker is running");
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("running kill");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     pub fn log(&self) -> String {
