@@ -152,7 +152,7 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
     let pct = |p: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * p) as usize] };
     let run = Run { workers, verified_per_s: verified / seconds, p50_ms: pct(0.5), p99_ms: pct(0.99), dispatched };
     eprintln!(
-        "{workers} workers: {:.0} verified/s, dispatch p50 {:.3} ms p99 {:.3} ms ({} samples; queue never below {min_queued})",
+        "{workers} workers: {:.0} verified/s, dispatch p50 {:.3} ms p99 {:.3} ms ({} samples; unstarted tasks never below {min_queued})",
         run.verified_per_s,
         run.p50_ms,
         run.p99_ms,
