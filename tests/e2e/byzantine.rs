@@ -5,23 +5,17 @@ use std::time::Duration;
 use hyphae_node::executor::GpuExecutor;
 use hyphae_proto::SecretKey;
 use hyphae_proto::api::JobStatus;
-use hyphae_tests::harness::{Client, InProcessWorker, Lying, NodeProcess, RelayProcess, collatz_job, matmul_job};
+use hyphae_tests::harness::{Grid, InProcessWorker, Lying, collatz_job, matmul_job};
 
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_worker_never_gets_a_result_accepted_and_earns_nothing() {
     hyphae_tests::harness::init_tracing();
-    let relay = RelayProcess::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
     let honest: Vec<_> = (0..2).map(|_| SecretKey::random(&mut rand::thread_rng()).address()).collect();
-    let _nodes: Vec<NodeProcess> = honest
-        .iter()
-        .enumerate()
-        .map(|(i, b)| NodeProcess::start(&relay, dir.path(), &format!("honest-{i}"), Some(*b)))
-        .collect();
-    let liar = InProcessWorker::start(&relay.url, Lying(GpuExecutor::new().unwrap()));
-    let client = Client::new(&relay.url, &relay.api_key);
+    let grid = Grid::start_paying(&[], &honest.iter().copied().map(Some).collect::<Vec<_>>()).await;
+    let client = &grid.client;
+    let liar = InProcessWorker::start(&grid.relay.url, Lying(GpuExecutor::new().unwrap()));
     client.wait_for_workers(3, Duration::from_secs(60)).await;
 
     let (collatz, inputs) = collatz_job(48, 200, 2, 3);
@@ -49,7 +43,7 @@ async fn a_lying_worker_never_gets_a_result_accepted_and_earns_nothing() {
     assert!(client.receipts(liar.beneficiary).await.is_empty());
     assert_eq!(client.account(liar.beneficiary).await.balance, hyphae_proto::Credits::ZERO);
     for b in &honest {
-        let receipts = assert_receipts_pay_balance(&client, *b).await;
+        let receipts = assert_receipts_pay_balance(client, *b).await;
         assert!(!receipts.is_empty());
     }
 }

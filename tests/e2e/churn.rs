@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use hyphae_proto::Address;
 use hyphae_proto::api::JobStatus;
-use hyphae_tests::harness::{Client, NodeProcess, RelayProcess, matmul_job};
+use hyphae_tests::harness::{Client, Grid, matmul_job};
 
 use crate::support::*;
 
@@ -23,20 +23,16 @@ async fn holds_leases(client: &Client, worker: Address) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_task_does_not_stop_the_job() {
-    let relay = RelayProcess::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProcess> =
-        (0..3).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
-    let client = Client::new(&relay.url, &relay.api_key);
-    client.wait_for_workers(3, Duration::from_secs(60)).await;
-    let victim = nodes[0].address();
+    let mut grid = Grid::start(&[], 3).await;
+    let client = &grid.client;
+    let victim = grid.nodes[0].address();
 
     // Frozen, the victim takes its share of the job and cannot answer: it is caught mid-task.
-    nodes[0].freeze();
+    grid.nodes[0].freeze();
     let (matmul, cases) = matmul_job(24, 1..=96, 2, 5);
     let job = client.submit(&matmul).await;
-    holds_leases(&client, victim).await;
-    nodes[0].kill();
+    holds_leases(client, victim).await;
+    grid.nodes[0].kill();
 
     let info = client.wait(job.id, Duration::from_secs(300)).await;
     assert_eq!(info.status, JobStatus::Completed, "{info:?}");
@@ -49,18 +45,14 @@ async fn a_worker_killed_mid_task_does_not_stop_the_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_worker_loses_its_leases_at_their_deadline_and_its_late_answers_are_ignored() {
-    let relay = RelayProcess::start(&["--lease-timeout", "2"]);
-    let dir = tempfile::tempdir().unwrap();
-    let nodes: Vec<NodeProcess> =
-        (0..3).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
-    let client = Client::new(&relay.url, &relay.api_key);
-    client.wait_for_workers(3, Duration::from_secs(60)).await;
-    let stalled = nodes[0].address();
+    let grid = Grid::start(&["--lease-timeout", "2"], 3).await;
+    let client = &grid.client;
+    let stalled = grid.nodes[0].address();
 
-    nodes[0].freeze();
+    grid.nodes[0].freeze();
     let (matmul, cases) = matmul_job(24, 1..=96, 2, 6);
     let job = client.submit(&matmul).await;
-    holds_leases(&client, stalled).await;
+    holds_leases(client, stalled).await;
 
     // Its socket stays open, so only the lease deadline can free its tasks.
     let info = client.wait(job.id, Duration::from_secs(300)).await;
@@ -70,7 +62,7 @@ async fn a_stalled_worker_loses_its_leases_at_their_deadline_and_its_late_answer
     assert_verified_by_distinct_workers(&results, 2, &[stalled]);
 
     // Thawed, it answers leases that are long gone: nothing of it counts, and it is free again.
-    nodes[0].thaw();
+    grid.nodes[0].thaw();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let workers = client.workers().await.workers;
@@ -82,7 +74,7 @@ async fn a_stalled_worker_loses_its_leases_at_their_deadline_and_its_late_answer
         assert!(Instant::now() < deadline, "the stalled worker still holds leases: {w:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = client.http.get(format!("{}/metrics", relay.url)).send().await.unwrap().text().await.unwrap();
+    let metrics = client.http.get(format!("{}/metrics", grid.relay.url)).send().await.unwrap().text().await.unwrap();
     let expired: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("hyphae_leases_expired_total "))

@@ -2,21 +2,16 @@
 //! results, verify a receipt offline.
 
 use std::process::Command;
-use std::time::Duration;
 
 use hyphae_proto::SignedReceipt;
 use hyphae_proto::tensor::{to_bytes, u32s};
 use hyphae_shaders::{kernels, reference};
-use hyphae_tests::harness::{Client, NodeProcess, RelayProcess, bin};
+use hyphae_tests::harness::{Grid, bin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_submits_waits_fetches_results_and_verifies_a_receipt() {
-    let relay = RelayProcess::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let _nodes: Vec<NodeProcess> =
-        (0..2).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
-    let client = Client::new(&relay.url, &relay.api_key);
-    client.wait_for_workers(2, Duration::from_secs(60)).await;
+    let grid = Grid::start(&[], 2).await;
+    let (relay, client, dir) = (&grid.relay, &grid.client, &grid.dir);
 
     let input: Vec<u32> = (1..=1000).collect();
     let (shader, x, out) = (dir.path().join("collatz.wgsl"), dir.path().join("x.bin"), dir.path().join("out"));

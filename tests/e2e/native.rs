@@ -7,22 +7,15 @@ use hyphae_proto::api::{BindingSpec, JobRequest, JobStatus, WgslJob, Workgroups}
 use hyphae_proto::tensor::{Data, to_bytes};
 use hyphae_proto::{Dtype, SecretKey};
 use hyphae_shaders::kernels;
-use hyphae_tests::harness::{Client, NodeProcess, RelayProcess, collatz_job, matmul_job};
+use hyphae_tests::harness::{Client, Grid, NodeProcess, RelayProcess, collatz_job, matmul_job};
 
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
-    let relay = RelayProcess::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
     let beneficiaries: Vec<_> = (0..3).map(|_| SecretKey::random(&mut rand::thread_rng()).address()).collect();
-    let _nodes: Vec<NodeProcess> = beneficiaries
-        .iter()
-        .enumerate()
-        .map(|(i, b)| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), Some(*b)))
-        .collect();
-    let client = Client::new(&relay.url, &relay.api_key);
-    client.wait_for_workers(3, Duration::from_secs(60)).await;
+    let grid = Grid::start_paying(&[], &beneficiaries.iter().copied().map(Some).collect::<Vec<_>>()).await;
+    let client = &grid.client;
 
     let (collatz, inputs) = collatz_job(64, 300, 2, 1);
     let (matmul, cases) = matmul_job(64, 1..=40, 2, 2);
@@ -44,7 +37,7 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
 
     let mut paid = 0;
     for b in &beneficiaries {
-        let receipts = assert_receipts_pay_balance(&client, *b).await;
+        let receipts = assert_receipts_pay_balance(client, *b).await;
         for workers in receipts_by_task(&receipts).values() {
             assert_eq!(workers.len(), 1, "one worker paid twice for a task");
         }
@@ -56,15 +49,11 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_reading_its_input_from_a_blob_completes() {
-    let relay = RelayProcess::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let _nodes: Vec<NodeProcess> =
-        (0..2).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
-    let client = Client::new(&relay.url, &relay.api_key);
-    client.wait_for_workers(2, Duration::from_secs(60)).await;
+    let grid = Grid::start(&[], 2).await;
+    let client = &grid.client;
 
     let input: Vec<u32> = (1..=65_536).collect();
-    let blob = upload(&client, to_bytes(&input, u32::to_le_bytes)).await;
+    let blob = upload(client, to_bytes(&input, u32::to_le_bytes)).await;
     let job = JobRequest::Wgsl(WgslJob {
         shader: kernels::COLLATZ.source.into(),
         entry_point: "main".into(),

@@ -573,32 +573,9 @@ fn shaped_outputs(
 #[cfg(test)]
 mod tests {
     use hyphae_proto::SecretKey;
-    use hyphae_proto::api::Tolerance;
 
     use super::*;
     use crate::store::SledStore;
-
-    fn record(id: JobId, tasks: u32) -> JobRecord {
-        JobRecord {
-            id,
-            owner: "test".into(),
-            shader: String::new(),
-            entry_point: "main".into(),
-            workgroup_size: [1, 1, 1],
-            workgroup_storage: 0,
-            redundancy: 2,
-            tolerance: Tolerance::default(),
-            credits_per_task: Credits::whole(1),
-            task_count: tasks,
-            status: JobStatus::Queued,
-            created_at: 0,
-            started_at: None,
-            finished_at: None,
-            completed: 0,
-            failed: 0,
-            error: None,
-        }
-    }
 
     fn result() -> ResultRecord {
         ResultRecord {
@@ -621,7 +598,7 @@ mod tests {
         let (done, half) = (JobId([1; 12]), JobId([2; 12]));
         let mut batch = Batch::new();
         for (id, settled) in [(done, 2), (half, 1)] {
-            batch.push(Op::PutJob(Box::new(record(id, 2))));
+            batch.push(Op::PutJob(Box::new(JobRecord::for_test(id, 2, 2))));
             let tasks = (0..2).map(|index| Arc::new(TaskRecord { index, workgroups: [1, 1, 1], bindings: Vec::new() }));
             batch.push(Op::PutTasks { job: id, tasks: tasks.collect() });
             for index in 0..settled {

@@ -568,25 +568,7 @@ mod tests {
             redundancy,
             credits_per_task: Credits::whole(1),
         });
-        let record = JobRecord {
-            id,
-            owner: "test".into(),
-            shader: String::new(),
-            entry_point: "main".into(),
-            workgroup_size: [64, 1, 1],
-            workgroup_storage: 0,
-            redundancy,
-            tolerance: Tolerance::default(),
-            credits_per_task: Credits::whole(1),
-            task_count: tasks,
-            status: JobStatus::Queued,
-            created_at: 0,
-            started_at: None,
-            finished_at: None,
-            completed: 0,
-            failed: 0,
-            error: None,
-        };
+        let record = JobRecord::for_test(id, tasks, redundancy);
         let specs = (0..tasks)
             .map(|index| {
                 Arc::new(TaskRecord {

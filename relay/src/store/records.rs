@@ -34,6 +34,32 @@ pub struct JobRecord {
     pub error: Option<String>,
 }
 
+#[cfg(test)]
+impl JobRecord {
+    /// A queued job of `tasks` tasks running `main`, for tests.
+    pub(crate) fn for_test(id: JobId, tasks: u32, redundancy: u32) -> JobRecord {
+        JobRecord {
+            id,
+            owner: "test".into(),
+            shader: String::new(),
+            entry_point: "main".into(),
+            workgroup_size: [64, 1, 1],
+            workgroup_storage: 0,
+            redundancy,
+            tolerance: Tolerance::default(),
+            credits_per_task: Credits::whole(1),
+            task_count: tasks,
+            status: JobStatus::Queued,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            completed: 0,
+            failed: 0,
+            error: None,
+        }
+    }
+}
+
 /// What a worker needs to run one task, fixed at submission. Whether the task is settled is told
 /// by the presence of its [`ResultRecord`], so this record is written once and never rewritten.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

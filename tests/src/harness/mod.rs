@@ -3,6 +3,7 @@
 //! and [`Client`] (the HTTP API).
 
 mod client;
+mod grid;
 mod jobs;
 mod process;
 mod worker;
@@ -10,6 +11,7 @@ mod worker;
 use std::path::PathBuf;
 
 pub use client::Client;
+pub use grid::Grid;
 pub use jobs::{MatmulCase, collatz_job, matmul_job, perturb};
 pub use process::{NodeProcess, RelayProcess};
 pub use worker::{InProcessWorker, Lying};
