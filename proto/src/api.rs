@@ -294,6 +294,38 @@ pub struct Stats {
     /// Tasks verified per second over the last few seconds.
     pub verified_per_s: f64,
     pub credits_issued: Credits,
+    /// Tasks verified in each of the last [`Stats::HISTORY`] whole seconds, oldest first.
+    pub verified_history: Vec<u32>,
+    /// Replica results rejected in each of the same seconds.
+    pub rejected_history: Vec<u32>,
+    /// The latest jobs, newest first, with their ids shortened (a full id is a capability to
+    /// read the job's results).
+    pub recent_jobs: Vec<JobSummary>,
+    /// Who earned most on this relay.
+    pub top_beneficiaries: Vec<Earner>,
+}
+
+impl Stats {
+    pub const HISTORY: usize = 60;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// The job id cut to its first few characters, e.g. `job_3f9a12…`.
+    pub id: String,
+    pub status: JobStatus,
+    pub tasks: u32,
+    pub completed: u32,
+    pub failed: u32,
+    /// Unix milliseconds.
+    pub created_at: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Earner {
+    pub address: Address,
+    pub earned: Credits,
+    pub verified_tasks: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

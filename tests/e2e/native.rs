@@ -45,6 +45,19 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
     }
     // Every task paid exactly its two verifiers.
     assert_eq!(paid, 2 * 128);
+
+    // The dashboard's feed agrees.
+    let stats: hyphae_proto::api::Stats = client.get("/v1/stats").await;
+    assert_eq!((stats.jobs.completed, stats.tasks.completed, stats.workers.native), (2, 128, 3));
+    assert_eq!(stats.results_accepted, 256);
+    assert_eq!(stats.verified_history.len(), hyphae_proto::api::Stats::HISTORY);
+    assert_eq!(stats.recent_jobs.len(), 2);
+    assert!(stats.recent_jobs.iter().all(|j| j.status == JobStatus::Completed && j.completed == 64), "{stats:?}");
+    let mut top: Vec<_> = stats.top_beneficiaries.iter().map(|e| e.address).collect();
+    top.sort();
+    let mut expected = beneficiaries.clone();
+    expected.sort();
+    assert_eq!(top, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

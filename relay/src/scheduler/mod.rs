@@ -8,6 +8,7 @@
 //! - credits and receipts exist only for results the verifier accepted, and reach a worker only
 //!   after they are durable.
 
+mod history;
 mod lease;
 mod placement;
 mod queue;
@@ -17,7 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hyphae_proto::api::{JobInfo, JobStatus, OutputData, Stats, TaskCounts, WorkerCounts, WorkerInfo};
+use hyphae_proto::api::{
+    Earner, JobInfo, JobStatus, JobSummary, OutputData, Stats, TaskCounts, WorkerCounts, WorkerInfo,
+};
 use hyphae_proto::frame::{Access, Hello, Platform, TaskFailure, TaskOutput, ToWorker};
 use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskId};
@@ -138,6 +141,7 @@ impl Scheduler {
             }
             // The dashboard's totals cover the relay's whole history, not just this run.
             self.transition(|state| {
+                state.remember(&record);
                 let c = &mut state.counters;
                 c.tasks_verified += u64::from(record.completed);
                 c.tasks_failed += u64::from(record.failed);
@@ -147,6 +151,12 @@ impl Scheduler {
                 }
             });
         }
+        let accounts = self.store.accounts()?;
+        self.transition(|state| {
+            for (address, account) in accounts {
+                state.credit(address, account.earned, account.verified_tasks);
+            }
+        });
         Ok(restored)
     }
 
@@ -262,7 +272,8 @@ impl Scheduler {
             }
             Decision::Fail { reason } => {
                 let rejected: Vec<Address> = results.iter().map(|r| r.worker).collect();
-                self.transition(|state| state.record_verdicts(&[], &rejected));
+                let elapsed_s = self.started.elapsed().as_secs();
+                self.transition(|state| state.record_verdicts(&[], &rejected, elapsed_s));
                 self.metrics.results_rejected.inc_by(rejected.len() as u64);
                 self.fail(task, reason).await;
             }
@@ -350,9 +361,11 @@ impl Scheduler {
         }
         let elapsed_s = self.started.elapsed().as_secs();
         let finished = self.transition(|state| {
-            state.record_verdicts(&accepted, &rejected);
-            let issued: Credits = receipts.iter().map(|r| r.payload.credits).sum();
-            state.counters.credits_issued += issued;
+            state.record_verdicts(&accepted, &rejected, elapsed_s);
+            for r in &receipts {
+                state.credit(r.payload.beneficiary, r.payload.credits, 1);
+                state.counters.credits_issued += r.payload.credits;
+            }
             for receipt in receipts {
                 state.send(receipt.payload.worker, ToWorker::Receipt(Box::new(receipt)), now);
             }
@@ -489,15 +502,40 @@ impl Scheduler {
             tasks.running += c.running;
         }
         tasks.total = tasks.queued + tasks.running + tasks.completed + tasks.failed;
-        // Full seconds only: the current one is still filling.
-        let window = 10;
-        let verified: u64 = state
-            .counters
-            .verified_by_second
+        let (verified_history, rejected_history) = state.counters.history.series(uptime_s);
+        // The last ten whole seconds (fewer just after start).
+        let window = 10.min(uptime_s.max(1)) as usize;
+        let verified: u32 = verified_history[verified_history.len() - window..].iter().sum();
+        let recent_jobs = state
+            .recent
             .iter()
-            .filter(|(s, _)| *s < uptime_s && *s + window >= uptime_s)
-            .map(|(_, n)| n)
-            .sum();
+            .map(|r| {
+                let (status, completed, failed) = match state.jobs.get(&r.id) {
+                    Some(active) => (active.record.status, active.record.completed, active.record.failed),
+                    None => (r.status, r.completed, r.failed),
+                };
+                let id = r.id.to_string();
+                JobSummary {
+                    id: format!("{}…", &id[..10]),
+                    status,
+                    tasks: r.tasks,
+                    completed,
+                    failed,
+                    created_at: r.created_at,
+                }
+            })
+            .collect();
+        let mut earners: Vec<Earner> = state
+            .earnings
+            .iter()
+            .map(|(address, e)| Earner { address: *address, earned: e.earned, verified_tasks: e.verified_tasks })
+            .collect();
+        let top = 10.min(earners.len());
+        if top > 0 {
+            earners.select_nth_unstable_by(top - 1, |a, b| b.earned.cmp(&a.earned).then(a.address.cmp(&b.address)));
+        }
+        earners.truncate(top);
+        earners.sort_by(|a, b| b.earned.cmp(&a.earned).then(a.address.cmp(&b.address)));
         Stats {
             uptime_s,
             workers,
@@ -505,8 +543,12 @@ impl Scheduler {
             tasks,
             results_accepted: state.counters.results_accepted,
             results_rejected: state.counters.results_rejected,
-            verified_per_s: verified as f64 / window.min(uptime_s.max(1)) as f64,
+            verified_per_s: f64::from(verified) / window as f64,
             credits_issued: state.counters.credits_issued,
+            verified_history,
+            rejected_history,
+            recent_jobs,
+            top_beneficiaries: earners,
         }
     }
 

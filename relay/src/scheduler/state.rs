@@ -14,6 +14,7 @@ use hyphae_shaders::EntryPointInfo;
 use hyphae_shaders::executor::Requirements;
 use tokio::sync::mpsc;
 
+use super::history::History;
 use super::lease::{Lease, Leases};
 use super::placement;
 use super::queue::Queue;
@@ -147,8 +148,8 @@ pub struct Counters {
     pub jobs_completed: u64,
     pub jobs_failed: u64,
     pub credits_issued: Credits,
-    /// (second since start, tasks verified in it), newest last: the dashboard's rate.
-    pub verified_by_second: std::collections::VecDeque<(u64, u64)>,
+    /// Verified and rejected per second: the dashboard's chart and rate.
+    pub history: History,
 }
 
 /// A task that reached its replica count and must now be judged.
@@ -158,6 +159,27 @@ pub struct ToEvaluate {
     pub spec: Arc<TaskRecord>,
     pub results: Vec<Replica>,
 }
+
+/// A job the dashboard lists among the latest.
+#[derive(Debug, Clone)]
+pub struct RecentJob {
+    pub id: JobId,
+    pub created_at: u64,
+    pub tasks: u32,
+    /// Status and counts as last known; live counts come from the active job while it runs.
+    pub status: JobStatus,
+    pub completed: u32,
+    pub failed: u32,
+}
+
+/// What a beneficiary has earned, for the dashboard's leaderboard.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Earning {
+    pub earned: Credits,
+    pub verified_tasks: u64,
+}
+
+const RECENT_JOBS: usize = 20;
 
 pub struct State {
     pub jobs: HashMap<JobId, ActiveJob>,
@@ -172,6 +194,8 @@ pub struct State {
     broken: Vec<Address>,
     /// Queue wait of each dispatch, for the metrics (drained by the caller).
     pub waits: Vec<Duration>,
+    pub recent: Vec<RecentJob>,
+    pub earnings: HashMap<Address, Earning>,
 }
 
 impl State {
@@ -187,11 +211,40 @@ impl State {
             lease_timeout,
             broken: Vec::new(),
             waits: Vec::new(),
+            recent: Vec::new(),
+            earnings: HashMap::new(),
         }
+    }
+
+    /// Records a job's latest known state for the dashboard, keeping the newest few.
+    pub fn remember(&mut self, record: &JobRecord) {
+        let summary = RecentJob {
+            id: record.id,
+            created_at: record.created_at,
+            tasks: record.task_count,
+            status: record.status,
+            completed: record.completed,
+            failed: record.failed,
+        };
+        match self.recent.iter_mut().find(|r| r.id == record.id) {
+            Some(known) => *known = summary,
+            None => {
+                self.recent.push(summary);
+                self.recent.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+                self.recent.truncate(RECENT_JOBS);
+            }
+        }
+    }
+
+    pub fn credit(&mut self, beneficiary: Address, amount: Credits, tasks: u64) {
+        let e = self.earnings.entry(beneficiary).or_default();
+        e.earned += amount;
+        e.verified_tasks += tasks;
     }
 
     /// Makes a job's unsettled tasks schedulable.
     pub fn add_job(&mut self, job: ActiveJob, tasks: Vec<Arc<TaskRecord>>, now: Instant) {
+        self.remember(&job.record);
         let shared = job.shared.clone();
         self.jobs.insert(shared.id, job);
         for spec in tasks {
@@ -441,7 +494,8 @@ impl State {
         }
     }
 
-    pub fn record_verdicts(&mut self, accepted: &[Address], rejected: &[Address]) {
+    pub fn record_verdicts(&mut self, accepted: &[Address], rejected: &[Address], elapsed_s: u64) {
+        self.counters.history.rejected(elapsed_s, rejected.len() as u32);
         for a in accepted {
             let r = self.reputation.entry(*a).or_default();
             r.accepted += 1;
@@ -468,15 +522,7 @@ impl State {
         if completed {
             job.record.completed += 1;
             self.counters.tasks_verified += 1;
-            match self.counters.verified_by_second.back_mut() {
-                Some((s, n)) if *s == elapsed_s => *n += 1,
-                _ => {
-                    self.counters.verified_by_second.push_back((elapsed_s, 1));
-                    while self.counters.verified_by_second.len() > 16 {
-                        self.counters.verified_by_second.pop_front();
-                    }
-                }
-            }
+            self.counters.history.verified(elapsed_s);
         } else {
             job.record.failed += 1;
             self.counters.tasks_failed += 1;
@@ -490,6 +536,7 @@ impl State {
                 _ => self.counters.jobs_failed += 1,
             }
             record.finished_at = Some(crate::unix_ms());
+            self.remember(&record);
             return Some(record);
         }
         None
@@ -513,6 +560,7 @@ impl State {
         active.record.status = JobStatus::Failed;
         active.record.error = Some(reason);
         active.record.finished_at = Some(crate::unix_ms());
+        self.remember(&active.record);
         self.fill_all(now);
         Some(active.record)
     }

@@ -93,6 +93,7 @@ pub trait Store: Send + Sync + 'static {
     /// Settled tasks of a job with index in `[from, from + limit)`.
     fn results(&self, job: JobId, from: u32, limit: u32) -> Result<Vec<(u32, ResultRecord)>, StoreError>;
     fn account(&self, address: Address) -> Result<Option<AccountRecord>, StoreError>;
+    fn accounts(&self) -> Result<Vec<(Address, AccountRecord)>, StoreError>;
     fn receipt(&self, id: ReceiptId) -> Result<Option<SignedReceipt>, StoreError>;
     /// Receipts earned by `beneficiary`, oldest first, after cursor `after`.
     fn receipts_of(&self, beneficiary: Address, after: Option<u64>, limit: usize) -> Result<ReceiptPage, StoreError>;

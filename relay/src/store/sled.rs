@@ -235,6 +235,21 @@ impl Store for SledStore {
         self.get("account", &key(ACCOUNT, &[&address.0]))
     }
 
+    fn accounts(&self) -> Result<Vec<(Address, AccountRecord)>, StoreError> {
+        self.tree
+            .scan_prefix([ACCOUNT])
+            .map(|entry| {
+                let (k, v) = entry.map_err(io)?;
+                let address = Address(
+                    k[1..]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt { what: "account key", reason: "not 20 bytes".into() })?,
+                );
+                Ok((address, records::decode("account", &v)?))
+            })
+            .collect()
+    }
+
     fn receipt(&self, id: ReceiptId) -> Result<Option<SignedReceipt>, StoreError> {
         match self.tree.get(key(RECEIPT, &[&id.0])).map_err(io)? {
             Some(bytes) => records::decode_receipt(&bytes).map(Some),
