@@ -9,6 +9,7 @@ use hyphae_proto::frame::{Hello, Platform, ToRelay, ToWorker, login_message};
 use hyphae_proto::{Address, PROTOCOL_VERSION, SecretKey, SignedReceipt, TaskId};
 
 use crate::blobs::{BlobCache, BlobFetcher};
+use crate::control::Control;
 use crate::executor::Execute;
 use crate::net::{self, Socket, Stopwatch, sleep};
 use crate::worker::{self, SessionEnd};
@@ -30,17 +31,38 @@ pub struct WorkerConfig {
     pub events: Option<UnboundedSender<Event>>,
     /// How long the relay may stay silent before the connection is presumed dead.
     pub silence: Duration,
+    /// Pause and duty cycle, changed by the worker's owner.
+    pub control: Control,
 }
 
 /// What a worker reports as it goes.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Connecting { url: String },
-    Connected { worker: Address, relay: Address, max_in_flight: u32 },
-    TaskStarted { task: TaskId },
-    TaskFinished { task: TaskId, ok: bool, elapsed: Duration },
+    Connecting {
+        url: String,
+    },
+    Connected {
+        worker: Address,
+        relay: Address,
+        max_in_flight: u32,
+    },
+    TaskStarted {
+        task: TaskId,
+    },
+    /// A task ran for `elapsed`; the worker now rests `rest` to honour its duty cycle.
+    TaskFinished {
+        task: TaskId,
+        ok: bool,
+        elapsed: Duration,
+        rest: Duration,
+    },
     Receipt(Box<SignedReceipt>),
-    Disconnected { reason: String, retry_in: Duration },
+    Disconnected {
+        reason: String,
+        retry_in: Duration,
+    },
+    /// Paused by its owner: disconnected, holding no tasks, until resumed.
+    Paused,
 }
 
 /// The event sink, if any.
@@ -84,7 +106,12 @@ async fn serve_forever<E: Execute>(mut config: WorkerConfig, executor: E) -> Res
     let blobs = BlobFetcher::new(&config.relay, std::mem::take(&mut config.blob_cache));
     let url = net::worker_socket_url(&config.relay);
     let mut backoff = Backoff::new();
+    let mut control = config.control.clone();
     loop {
+        if control.current().paused {
+            events.emit(Event::Paused);
+            control.resumed().await;
+        }
         events.emit(Event::Connecting { url: url.clone() });
         let session = Stopwatch::start();
         let reason = match Socket::connect(&url).await {
@@ -96,10 +123,14 @@ async fn serve_forever<E: Execute>(mut config: WorkerConfig, executor: E) -> Res
                     Login::Ok { relay, max_in_flight } => {
                         tracing::info!(worker = %config.key.address(), %relay, max_in_flight, "logged in");
                         events.emit(Event::Connected { worker: config.key.address(), relay, max_in_flight });
-                        worker::serve(&mut socket, &executor, &blobs, &events, config.silence).await
+                        worker::serve(&mut socket, &executor, &blobs, &events, &mut control, config.silence).await
                     }
                 };
                 socket.close().await;
+                if matches!(end, SessionEnd::Paused) {
+                    // Leaving at once hands this worker's leases to others; no backoff needed.
+                    continue;
+                }
                 end.to_string()
             }
         };

@@ -10,6 +10,7 @@ use hyphae_proto::tensor::Bytes;
 
 use crate::blobs::BlobFetcher;
 use crate::connection::{Event, Events};
+use crate::control::Control;
 use crate::executor::{Execute, PreparedBinding, PreparedTask};
 use crate::net::{NetError, Socket, Stopwatch, sleep};
 
@@ -24,20 +25,26 @@ pub enum SessionEnd {
     Silent(Duration),
     #[error("the relay sent an unexpected frame: {0}")]
     Protocol(String),
+    #[error("paused by its owner")]
+    Paused,
 }
 
 enum Step {
     Frame(Option<Result<Vec<u8>, NetError>>),
     Done(TaskAssignment, Stopwatch, Result<Vec<Vec<u8>>, TaskFailure>),
+    Rested,
+    Control,
     Silent,
 }
 
-/// Serves tasks until the connection ends.
+/// Serves tasks until the connection ends or the owner pauses the worker. Between tasks the
+/// worker rests as long as the throttle's duty cycle asks.
 pub async fn serve<E: Execute>(
     socket: &mut Socket,
     executor: &E,
     blobs: &BlobFetcher,
     events: &Events,
+    control: &mut Control,
     silence: Duration,
 ) -> SessionEnd {
     let run = |task: TaskAssignment| {
@@ -52,8 +59,11 @@ pub async fn serve<E: Execute>(
     };
     let mut pending: VecDeque<TaskAssignment> = VecDeque::new();
     let mut current = None;
+    // When the GPU may start its next task: (since, rest).
+    let mut resting: Option<(Stopwatch, Duration)> = None;
     loop {
         if current.is_none()
+            && resting.is_none()
             && let Some(task) = pending.pop_front()
         {
             events.emit(Event::TaskStarted { task: task.task });
@@ -66,14 +76,28 @@ pub async fn serve<E: Execute>(
                     None => futures::future::pending().await,
                 }
             };
+            let rest = async {
+                match resting {
+                    Some((since, rest)) => sleep(rest.saturating_sub(since.elapsed())).await,
+                    None => futures::future::pending().await,
+                }
+            };
             select! {
                 frame = socket.recv().fuse() => Step::Frame(frame),
                 (task, clock, result) = running.fuse() => Step::Done(task, clock, result),
+                () = rest.fuse() => Step::Rested,
+                () = control.changed().fuse() => Step::Control,
                 () = sleep(silence).fuse() => Step::Silent,
             }
         };
         match step {
             Step::Silent => return SessionEnd::Silent(silence),
+            Step::Rested => resting = None,
+            Step::Control => {
+                if control.current().paused {
+                    return SessionEnd::Paused;
+                }
+            }
             Step::Frame(None) => return SessionEnd::Closed,
             Step::Frame(Some(Err(e))) => return SessionEnd::Net(e),
             Step::Frame(Some(Ok(bytes))) => match ToWorker::decode(&bytes) {
@@ -90,7 +114,12 @@ pub async fn serve<E: Execute>(
             },
             Step::Done(task, clock, result) => {
                 current = None;
-                let elapsed_us = clock.elapsed().as_micros() as u64;
+                let busy = clock.elapsed();
+                let rest = control.current().rest_after(busy);
+                if !rest.is_zero() {
+                    resting = Some((Stopwatch::start(), rest));
+                }
+                let elapsed_us = busy.as_micros() as u64;
                 let ok = result.is_ok();
                 let frame = match result {
                     Ok(outputs) => {
@@ -109,7 +138,7 @@ pub async fn serve<E: Execute>(
                 if let Err(e) = socket.send(frame.encode()).await {
                     return SessionEnd::Net(e);
                 }
-                events.emit(Event::TaskFinished { task: task.task, ok, elapsed: clock.elapsed() });
+                events.emit(Event::TaskFinished { task: task.task, ok, elapsed: busy, rest });
             }
         }
     }

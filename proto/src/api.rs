@@ -288,7 +288,8 @@ pub struct Stats {
     pub workers: WorkerCounts,
     pub jobs: JobCounts,
     pub tasks: TaskCounts,
-    /// Replica results that agreed with the accepted result, and those that did not.
+    /// Replica results that agreed with the accepted result (ever: one per receipt), and those
+    /// that did not (since the relay started).
     pub results_accepted: u64,
     pub results_rejected: u64,
     /// Tasks verified per second over the last few seconds.
@@ -298,8 +299,7 @@ pub struct Stats {
     pub verified_history: Vec<u32>,
     /// Replica results rejected in each of the same seconds.
     pub rejected_history: Vec<u32>,
-    /// The latest jobs, newest first, with their ids shortened (a full id is a capability to
-    /// read the job's results).
+    /// The latest jobs, newest first, with their ids shortened for display.
     pub recent_jobs: Vec<JobSummary>,
     /// Who earned most on this relay.
     pub top_beneficiaries: Vec<Earner>,

@@ -8,7 +8,7 @@
 //! - [`kernels`]: the built-in kernels (`wgsl/*.wgsl`), their bindings and dispatch rules.
 //! - [`mod@reference`]: a CPU reference of every built-in kernel, for tests and for relay canaries.
 //! - [`testsuite`]: kernel-vs-reference and executor-behaviour checks as async functions over a
-//!   `&Gpu`, run natively on lavapipe (`tests/lavapipe.rs`) and, later, in the browser.
+//!   `&Gpu`, run natively on lavapipe (`tests/lavapipe.rs`) and in Chromium (`tests/browser.rs`).
 //!
 //! **Architecture invariant:** a launch that fails never yields buffers. Invalid WGSL, bindings
 //! that do not match the shader, limits, wgpu validation errors, out-of-memory and device loss

@@ -86,3 +86,13 @@ fn pipeline_cache_is_hit_on_second_run() {
 fn workgroup_memory_over_the_limit_exceeds_limits() {
     check(pollster::block_on(testsuite::executor::workgroup_memory_over_the_limit_exceeds_limits(&gpu())));
 }
+
+/// naga (and so lavapipe) accepts a barrier in non-uniform control flow; browsers refuse it.
+/// Here the check asserts the shader runs and computes the right answer; `tests/browser.rs`
+/// runs the same check in Chromium, where it must be `InvalidShader`.
+#[test]
+fn barrier_in_non_uniform_control_flow_is_rejected_where_the_backend_checks_uniformity() {
+    check(pollster::block_on(
+        testsuite::executor::barrier_in_non_uniform_control_flow_is_rejected_where_the_backend_checks_uniformity(&gpu()),
+    ));
+}

@@ -3,6 +3,7 @@
 //! them (one link step).
 
 mod api;
+mod browser;
 mod byzantine;
 mod churn;
 mod cli;

@@ -3,7 +3,7 @@
 use anyhow::bail;
 use xshell::{Shell, cmd};
 
-use crate::step;
+use crate::{deps, step, target_dir, wasm};
 
 pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
@@ -13,6 +13,18 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "cargo run --locked --release -p hyphae-tests --bin bench-relay -- {rest...}").run()?;
             Ok(())
         }
-        _ => bail!("usage: cargo xtask bench relay [--workers N,…] [--seconds S]"),
+        Some("browser") => {
+            step("browser worker: size, consent to first task, throughput beside a native worker");
+            deps::ensure_debian_packages(sh, deps::GPU_PACKAGES)?;
+            deps::ensure_debian_packages(sh, deps::BROWSER_PACKAGES)?;
+            deps::gpu_env(sh)?;
+            let site = wasm::build_site(sh)?;
+            let node_modules = deps::ensure_npm_tools(sh)?;
+            cmd!(sh, "cargo build --locked --release --workspace --bins").run()?;
+            let bench = target_dir(sh).join("release").join("bench-browser");
+            cmd!(sh, "{bench}").env("HYPHAE_SITE_DIR", site).env("HYPHAE_NODE_MODULES", node_modules).run()?;
+            Ok(())
+        }
+        _ => bail!("usage: cargo xtask bench relay [--workers N,…] [--seconds S] | bench browser"),
     }
 }

@@ -76,3 +76,49 @@ pub fn gpu_env(sh: &Shell) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Debian packages for the browser tests: Chromium with WebGPU (SwiftShader) and its driver.
+pub const BROWSER_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
+
+/// The version of `package` that Cargo.lock pins.
+pub fn locked_version(package: &str) -> anyhow::Result<String> {
+    let lock = std::fs::read_to_string(crate::root().join("Cargo.lock"))?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock.find(&needle).with_context(|| format!("{package} is not in Cargo.lock"))? + needle.len();
+    Ok(lock[start..].split('"').next().unwrap_or_default().to_owned())
+}
+
+/// The wasm-bindgen CLI at exactly the version Cargo.lock pins (the two must match), installed
+/// once into the cache. Returns its `bin` directory (wasm-bindgen, wasm-bindgen-test-runner).
+pub fn ensure_wasm_bindgen(sh: &Shell) -> anyhow::Result<std::path::PathBuf> {
+    let version = locked_version("wasm-bindgen")?;
+    let root = crate::cache_dir().join("tools").join(format!("wasm-bindgen-{version}"));
+    let bin = root.join("bin");
+    let cli = bin.join("wasm-bindgen");
+    let installed = cmd!(sh, "{cli} --version").quiet().ignore_stderr().read().unwrap_or_default();
+    if !installed.contains(&version) {
+        eprintln!("installing wasm-bindgen-cli {version} (once; a few minutes)");
+        // No --locked: the CLI's own lockfile pins a webpki-roots that no longer builds.
+        cmd!(sh, "cargo install wasm-bindgen-cli --version {version} --root {root}").run()?;
+    }
+    Ok(bin)
+}
+
+/// The npm tools of `tests/browser/package.json` (binaryen, playwright-core), installed with
+/// `npm ci` into the cache when its lockfile changes. Returns their `node_modules`.
+pub fn ensure_npm_tools(sh: &Shell) -> anyhow::Result<std::path::PathBuf> {
+    let source = crate::root().join("tests").join("browser");
+    let dir = crate::cache_dir().join("npm");
+    let modules = dir.join("node_modules");
+    let lock = std::fs::read_to_string(source.join("package-lock.json"))?;
+    let current = std::fs::read_to_string(dir.join("package-lock.json")).unwrap_or_default();
+    if current != lock || !modules.join(".package-lock.json").exists() {
+        eprintln!("installing npm tools into {}", dir.display());
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(source.join("package.json"), dir.join("package.json"))?;
+        std::fs::write(dir.join("package-lock.json"), &lock)?;
+        let _dir = sh.push_dir(&dir);
+        cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?;
+    }
+    Ok(modules)
+}

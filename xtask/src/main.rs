@@ -3,14 +3,17 @@
 //! - `cargo xtask serve [--listen ADDR]`: install what is missing, build, start the relay with two
 //!   native workers, print where to go and what to paste.
 //! - `cargo xtask test`: every check CI runs (format, lints, wasm32 build, all tests).
+//! - `cargo xtask site`: the wasm worker, the SDK and the site, assembled for the relay to serve.
 //! - `cargo xtask bench relay`: measurements, printed with their baseline.
 
 mod bench;
+mod browser_tests;
 mod deps;
 mod serve;
 mod test;
 #[cfg(test)]
 mod tidy;
+mod wasm;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +27,8 @@ fn main() -> anyhow::Result<()> {
         Some("serve") => serve::run(&sh, &args[1..]),
         Some("test") => test::run(&sh, &args[1..]),
         Some("bench") => bench::run(&sh, &args[1..]),
-        _ => bail!("usage: cargo xtask <serve [--listen ADDR] | test | bench relay>"),
+        Some("site") => wasm::build_site(&sh).map(|dist| println!("{}", dist.display())),
+        _ => bail!("usage: cargo xtask <serve [--listen ADDR] | test | site | bench relay>"),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use xshell::{Shell, cmd};
 
-use crate::{deps, root, step, target_dir};
+use crate::{deps, root, step, target_dir, wasm};
 
 const WORKERS: usize = 2;
 
@@ -28,6 +28,8 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     step("build");
     // The same build as `cargo xtask test` (workspace-wide features), so the two share one cache.
     cmd!(sh, "cargo build --locked --workspace --bins").run()?;
+    step("browser worker and site");
+    let site = wasm::build_site(sh)?;
     let bin = target_dir(sh).join("debug");
     let (hyphae, node) = (bin.join("hyphae"), bin.join("hyphae-node"));
 
@@ -39,11 +41,7 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     let url = format!("http://{listen}");
     let mut children = Children(Vec::new());
     let mut relay = Command::new(&hyphae);
-    relay.args(["serve", "--listen", &listen.to_string(), "--data"]).arg(&data);
-    let site = root().join("site");
-    if site.is_dir() {
-        relay.arg("--site").arg(&site);
-    }
+    relay.args(["serve", "--listen", &listen.to_string(), "--data"]).arg(&data).arg("--site").arg(&site);
     children.0.push(relay.envs(sh_env(sh)).spawn().context("starting the relay")?);
     wait_healthy(listen, &mut children.0[0])?;
     let info = http_get(listen, "/v1/relay")?;
@@ -67,8 +65,11 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     println!(
         r#"
 hyphae is running.
-  relay         {url}   (signs receipts as {relay_address})
-  API           {url}/v1/relay, {url}/v1/stats, {url}/v1/workers, {url}/metrics
+  donate        {url}/            open it, say yes, and this browser becomes a worker
+  dashboard     {url}/dashboard/
+  embed example {url}/embed/
+  relay         {url}/v1/relay   (signs receipts as {relay_address})
+  API           {url}/v1/stats, {url}/v1/workers, {url}/metrics
   workers       {WORKERS} native workers on this machine's GPU
   data          {data}
   API key       {api_key}

@@ -4,12 +4,13 @@ use std::time::Instant;
 
 use xshell::{Shell, cmd};
 
-use crate::{deps, step};
+use crate::{browser_tests, deps, step, wasm};
 
 pub fn run(sh: &Shell, _args: &[String]) -> anyhow::Result<()> {
     let start = Instant::now();
     step("dependencies");
     deps::ensure_debian_packages(sh, deps::GPU_PACKAGES)?;
+    deps::ensure_debian_packages(sh, deps::BROWSER_PACKAGES)?;
     deps::ensure_rust_components(sh, &["rustfmt", "clippy"])?;
     deps::ensure_rust_target(sh, "wasm32-unknown-unknown")?;
     deps::gpu_env(sh)?;
@@ -30,8 +31,21 @@ pub fn run(sh: &Shell, _args: &[String]) -> anyhow::Result<()> {
     step("binaries for end-to-end tests");
     cmd!(sh, "cargo build --locked --workspace --bins").run()?;
 
+    step("browser worker and site");
+    let site = wasm::build_site(sh)?;
+    let node_modules = deps::ensure_npm_tools(sh)?;
+
+    step("SDK unit tests (node --test)");
+    cmd!(sh, "node --test sdk-js/test/").run()?;
+
+    step("kernels and executor in Chromium (wasm-bindgen-test)");
+    browser_tests::run(sh)?;
+
     step("tests");
-    cmd!(sh, "cargo test --locked --workspace").run()?;
+    cmd!(sh, "cargo test --locked --workspace")
+        .env("HYPHAE_SITE_DIR", &site)
+        .env("HYPHAE_NODE_MODULES", &node_modules)
+        .run()?;
 
     eprintln!("\nall checks passed in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())

@@ -20,7 +20,7 @@ mod native {
     use clap::Parser;
     use hyphae_node::blobs::BlobCache;
     use hyphae_node::executor::{Execute as _, GpuExecutor};
-    use hyphae_node::{WorkerConfig, keystore};
+    use hyphae_node::{Throttle, WorkerConfig, keystore};
     use hyphae_proto::Address;
     use hyphae_proto::frame::Platform;
 
@@ -42,6 +42,9 @@ mod native {
         /// Directory to cache input blobs in.
         #[arg(long)]
         blob_cache: Option<PathBuf>,
+        /// Most of the time the GPU may spend on tasks, in (0, 1].
+        #[arg(long, default_value_t = 1.0)]
+        max_utilization: f64,
     }
 
     pub fn main() -> ExitCode {
@@ -74,6 +77,9 @@ mod native {
             adapter.backend,
             adapter.device_type
         );
+        // The command line never changes the throttle after start; the handle lives as long as `run`.
+        let (_throttle, control) =
+            hyphae_node::control(Throttle { paused: false, max_utilization: args.max_utilization });
         let config = WorkerConfig {
             relay: args.relay,
             key,
@@ -84,6 +90,7 @@ mod native {
             blob_cache: BlobCache::new(args.blob_cache),
             events: None,
             silence: Duration::from_secs(60),
+            control,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         runtime.block_on(async {

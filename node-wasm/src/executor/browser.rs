@@ -8,17 +8,25 @@ use super::{Execute, PreparedTask, failure_of};
 
 pub struct GpuExecutor {
     gpu: Gpu,
+    adapter: AdapterInfo,
 }
 
 impl GpuExecutor {
-    pub async fn new() -> Result<GpuExecutor, ExecError> {
-        Ok(GpuExecutor { gpu: Gpu::new().await? })
+    /// Opens the browser's WebGPU adapter. Browsers often leave the adapter's name empty to
+    /// limit fingerprinting; `label` (the page's reading of `GPUAdapterInfo`) names it then.
+    pub async fn new(label: Option<String>) -> Result<GpuExecutor, ExecError> {
+        let gpu = Gpu::new().await?;
+        let mut adapter = gpu.adapter_info();
+        if adapter.name.is_empty() {
+            adapter.name = label.filter(|l| !l.is_empty()).unwrap_or_else(|| "WebGPU adapter".to_owned());
+        }
+        Ok(GpuExecutor { gpu, adapter })
     }
 }
 
 impl Execute for GpuExecutor {
     fn adapter(&self) -> AdapterInfo {
-        self.gpu.adapter_info()
+        self.adapter.clone()
     }
 
     async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure> {

@@ -155,6 +155,8 @@ impl Scheduler {
         self.transition(|state| {
             for (address, account) in accounts {
                 state.credit(address, account.earned, account.verified_tasks);
+                state.counters.credits_issued += account.earned;
+                state.counters.results_accepted += account.verified_tasks;
             }
         });
         Ok(restored)

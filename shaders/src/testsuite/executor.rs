@@ -237,3 +237,80 @@ pub async fn pipeline_cache_is_hit_on_second_run(gpu: &Gpu) -> Result<(), Failur
     }
     Ok(())
 }
+
+/// A barrier WGSL's uniformity analysis cannot prove every invocation reaches: `lid.x` is
+/// non-uniform, so the `if` is non-uniform control flow, even though with 64 invocations every
+/// one of them takes the branch. The condition keeps the barrier uniform at run time on purpose:
+/// where a compiler accepts the shader (naga), it must run without undefined behaviour and give
+/// a checkable answer. Each invocation writes its slot, waits, and reads its mirror slot.
+const BARRIER_IN_NON_UNIFORM_FLOW: &str = "\
+var<workgroup> tile: array<u32, 64>;
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+    tile[lid.x] = lid.x + 1u;
+    if (lid.x < 64u) {
+        workgroupBarrier();
+    }
+    out[lid.x] = tile[63u - lid.x];
+}
+";
+
+/// What a backend does with a `workgroupBarrier()` in non-uniform control flow, declared per
+/// backend with the reason (STYLE.md: known backend differences are listed, never skipped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarrierUniformity {
+    /// The WGSL spec makes a barrier in non-uniform control flow a shader-creation error, and
+    /// browsers enforce it: Chrome's compiler (Tint) refuses it in `createShaderModule`,
+    /// whatever the GPU. The executor must report that as `InvalidShader`, not panic or
+    /// return zeroed buffers.
+    Rejected,
+    /// naga 30 does not apply the uniformity analysis to barriers, so wgpu's native backends
+    /// (lavapipe included) compile and run the shader. Since the barrier is uniform at run
+    /// time, the result is well defined and checked.
+    Accepted,
+}
+
+impl BarrierUniformity {
+    /// The behaviour expected of `gpu`'s backend (`AdapterInfo::backend`).
+    pub fn of(gpu: &Gpu) -> BarrierUniformity {
+        match gpu.adapter_info().backend.as_str() {
+            "browser_webgpu" => BarrierUniformity::Rejected,
+            _ => BarrierUniformity::Accepted,
+        }
+    }
+}
+
+/// The executor validates with naga, which accepts a `workgroupBarrier()` in non-uniform
+/// control flow; a browser's compiler refuses the same shader. That refusal must come back
+/// from `Gpu::run` as `InvalidShader` (captured from the error scope), uncached, and leave the
+/// `Gpu` usable. Where the backend accepts the shader, it must compute the right answer.
+pub async fn barrier_in_non_uniform_control_flow_is_rejected_where_the_backend_checks_uniformity(
+    gpu: &Gpu,
+) -> Result<(), Failure> {
+    let case = "workgroupBarrier in non-uniform control flow";
+    crate::validate(BARRIER_IN_NON_UNIFORM_FLOW).map_err(|error| {
+        unexpected(case, format!("naga no longer accepts the shader ({error}); revisit this check"))
+    })?;
+    let cached_before = gpu.cache_len();
+    let result = gpu.run(&launch(BARRIER_IN_NON_UNIFORM_FLOW, vec![zeros(0, 64 * 4)])).await;
+    match (BarrierUniformity::of(gpu), result) {
+        (BarrierUniformity::Rejected, Err(ExecError::InvalidShader(_))) => {
+            if gpu.cache_len() != cached_before {
+                return Err(unexpected(case, "a pipeline the device refused was cached"));
+            }
+        }
+        (BarrierUniformity::Rejected, other) => {
+            return Err(unexpected(case, format!("want InvalidShader from the device's compiler, got {other:?}")));
+        }
+        (BarrierUniformity::Accepted, result) => {
+            let want: Vec<u32> = (1..=64).rev().collect();
+            compare_u32(case, &single(case, result.map_err(exec(case))?)?, &want)?;
+        }
+    }
+    // The refusal was the shader's fault alone: the same `Gpu` still runs launches.
+    let case = "a launch after the refused shader";
+    let input = to_bytes(&[7u32, 8], u32::to_le_bytes);
+    let outputs = gpu.run(&launch(COPY, vec![read(0, &input), zeros(1, 8)])).await.map_err(exec(case))?;
+    compare_u32(case, &single(case, outputs)?, &[7, 8])
+}

@@ -1,6 +1,8 @@
 //! Checks of kernels and of the executor as `pub async fn`s over a `&Gpu`, so one suite runs
-//! natively on lavapipe (`tests/lavapipe.rs`, through pollster) and in the browser
-//! (wasm-bindgen-test, later), as CubeCL's `testgen_all!` does per backend. Each returns
+//! natively on lavapipe (`tests/lavapipe.rs`, through pollster) and in headless Chromium
+//! (`tests/browser.rs`, wasm-bindgen-test), as CubeCL's `testgen_all!` does per backend. Where a
+//! backend legitimately differs, the check declares it per backend with the reason (see
+//! [`executor::BarrierUniformity`]) instead of being skipped there. Each returns
 //! `Err(Failure)` naming the case instead of panicking, so a browser harness can report it.
 //!
 //! Kernels are always compared with their CPU reference in [`crate::reference`]: integers

@@ -2,6 +2,7 @@
 //! real `hyphae-node`), [`InProcessWorker`] (the node library with an executor a test chooses),
 //! and [`Client`] (the HTTP API).
 
+pub mod browser;
 mod client;
 mod grid;
 mod jobs;
@@ -10,6 +11,7 @@ mod worker;
 
 use std::path::PathBuf;
 
+pub use browser::Browser;
 pub use client::Client;
 pub use grid::Grid;
 pub use jobs::{MatmulCase, collatz_job, matmul_job, perturb};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use hyphae_node::blobs::BlobCache;
 use hyphae_node::executor::{Execute, GpuExecutor, PreparedTask};
-use hyphae_node::{Event, WorkerConfig};
+use hyphae_node::{ControlHandle, Event, Throttle, WorkerConfig};
 use hyphae_proto::frame::{AdapterInfo, Platform, TaskFailure};
 use hyphae_proto::{Address, SecretKey};
 use tokio::sync::oneshot;
@@ -34,6 +34,8 @@ pub struct InProcessWorker {
     pub address: Address,
     pub beneficiary: Address,
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// Pause and duty cycle.
+    pub throttle: ControlHandle,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -43,6 +45,7 @@ impl InProcessWorker {
         let key = SecretKey::random(&mut rand::thread_rng());
         let beneficiary = SecretKey::random(&mut rand::thread_rng()).address();
         let (tx, events) = mpsc::unbounded();
+        let (throttle, control) = hyphae_node::control(Throttle::default());
         let config = WorkerConfig {
             relay: relay.to_owned(),
             key: key.clone(),
@@ -53,6 +56,7 @@ impl InProcessWorker {
             blob_cache: BlobCache::default(),
             events: Some(tx),
             silence: Duration::from_secs(60),
+            control,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -64,7 +68,14 @@ impl InProcessWorker {
                 tracing::error!(error = %e, "in-process worker stopped");
             }
         });
-        InProcessWorker { address: key.address(), beneficiary, events, stop: Some(stop), thread: Some(thread) }
+        InProcessWorker {
+            address: key.address(),
+            beneficiary,
+            events,
+            throttle,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 }
 
