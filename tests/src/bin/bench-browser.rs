@@ -75,9 +75,12 @@ async fn bench() -> anyhow::Result<()> {
         browser.click("#consent-yes").await;
         browser.wait_for("window.hyphaeGrid.state === 'running'", Duration::from_secs(60)).await;
         let rate = run_job(&client, tasks, side).await;
+        let stats = browser.eval("window.hyphaeGrid.stats()").await;
+        let busy_ms = stats["busyMs"].as_f64().unwrap_or(f64::NAN) / stats["tasksDone"].as_f64().unwrap_or(f64::NAN);
         browser.close().await;
-        rate
+        (rate, busy_ms)
     };
+    let (browser_rate, browser_task_ms) = browser_rate;
     let native_rate = {
         let relay = RelayProcess::start(&[]);
         let client = Client::new(&relay.url, &relay.api_key);
@@ -111,6 +114,10 @@ async fn bench() -> anyhow::Result<()> {
         native_rate * flops / tasks as f64 / 1e9
     );
     println!("    browser / native                       {:>8.2}x", browser_rate / native_rate);
+    println!(
+        "    browser GPU time per task {browser_task_ms:.0} ms ({:.2} GFLOP/s in the kernel alone); the rest is transport",
+        2.0 * (side * side * side) as f64 / browser_task_ms / 1e6
+    );
     Ok(())
 }
 
