@@ -7,6 +7,8 @@
 //!   browser; they differ only in how the instance is found and how readback waits.
 //! - [`kernels`]: the built-in kernels (`wgsl/*.wgsl`), their bindings and dispatch rules.
 //! - [`mod@reference`]: a CPU reference of every built-in kernel, for tests and for relay canaries.
+//! - [`model`]: model runtimes split into pipeline shards (BERT / all-MiniLM-L6-v2): configs,
+//!   shard plans and FLOPs, per-shard weights, and shards run as multi-dispatch programs.
 //! - [`testsuite`]: kernel-vs-reference and executor-behaviour checks as async functions over a
 //!   `&Gpu`, run natively on lavapipe (`tests/lavapipe.rs`) and in Chromium (`tests/browser.rs`).
 //!
@@ -21,9 +23,10 @@
 pub mod error;
 pub mod executor;
 pub mod kernels;
+pub mod model;
 pub mod reference;
 pub mod testsuite;
 pub mod validate;
 
-pub use executor::{Contents, ExecError, Gpu, Launch, LaunchBinding};
+pub use executor::{Contents, ExecError, Gpu, GpuBuffer, Launch, LaunchBinding, Pipeline, Program};
 pub use validate::{BindingKind, EntryPointInfo, OverrideInfo, ShaderBinding, ShaderError, ShaderInfo, validate};

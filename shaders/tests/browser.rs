@@ -111,3 +111,73 @@ async fn pipeline_cache_is_hit_on_second_run() {
 async fn workgroup_memory_over_the_limit_exceeds_limits() {
     check(testsuite::executor::workgroup_memory_over_the_limit_exceeds_limits(&gpu().await).await);
 }
+
+#[wasm_bindgen_test]
+async fn matmul_bias_matches_reference_on_ragged_shapes() {
+    check(testsuite::transformer::matmul_bias_matches_reference_on_ragged_shapes(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn layernorm_matches_reference() {
+    check(testsuite::transformer::layernorm_matches_reference(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn gelu_matches_reference() {
+    check(testsuite::transformer::gelu_matches_reference(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn softmax_matches_reference_with_masks() {
+    check(testsuite::transformer::softmax_matches_reference_with_masks(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn attention_matches_reference_with_padding() {
+    check(testsuite::transformer::attention_matches_reference_with_padding(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn embeddings_match_reference() {
+    check(testsuite::transformer::embeddings_match_reference(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn mean_pool_matches_reference_with_padding() {
+    check(testsuite::transformer::mean_pool_matches_reference_with_padding(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn l2_normalize_matches_reference_and_keeps_zero_rows() {
+    check(testsuite::transformer::l2_normalize_matches_reference_and_keeps_zero_rows(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn program_chains_dispatches_with_one_readback() {
+    check(testsuite::executor::program_chains_dispatches_with_one_readback(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn program_misuse_is_a_typed_error() {
+    check(testsuite::executor::program_misuse_is_a_typed_error(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn sharded_model_matches_the_unsplit_reference() {
+    check(testsuite::model::sharded_model_matches_the_unsplit_reference(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn padding_does_not_change_embeddings() {
+    check(testsuite::model::padding_does_not_change_embeddings(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn loading_refuses_missing_or_misshapen_tensors() {
+    check(testsuite::model::loading_refuses_missing_or_misshapen_tensors(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn shard_inputs_are_checked_and_buffers_reused() {
+    check(testsuite::model::shard_inputs_are_checked_and_buffers_reused(&gpu().await).await);
+}

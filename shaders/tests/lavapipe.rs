@@ -87,6 +87,76 @@ fn workgroup_memory_over_the_limit_exceeds_limits() {
     check(pollster::block_on(testsuite::executor::workgroup_memory_over_the_limit_exceeds_limits(&gpu())));
 }
 
+#[test]
+fn matmul_bias_matches_reference_on_ragged_shapes() {
+    check(pollster::block_on(testsuite::transformer::matmul_bias_matches_reference_on_ragged_shapes(&gpu())));
+}
+
+#[test]
+fn layernorm_matches_reference() {
+    check(pollster::block_on(testsuite::transformer::layernorm_matches_reference(&gpu())));
+}
+
+#[test]
+fn gelu_matches_reference() {
+    check(pollster::block_on(testsuite::transformer::gelu_matches_reference(&gpu())));
+}
+
+#[test]
+fn softmax_matches_reference_with_masks() {
+    check(pollster::block_on(testsuite::transformer::softmax_matches_reference_with_masks(&gpu())));
+}
+
+#[test]
+fn attention_matches_reference_with_padding() {
+    check(pollster::block_on(testsuite::transformer::attention_matches_reference_with_padding(&gpu())));
+}
+
+#[test]
+fn embeddings_match_reference() {
+    check(pollster::block_on(testsuite::transformer::embeddings_match_reference(&gpu())));
+}
+
+#[test]
+fn mean_pool_matches_reference_with_padding() {
+    check(pollster::block_on(testsuite::transformer::mean_pool_matches_reference_with_padding(&gpu())));
+}
+
+#[test]
+fn l2_normalize_matches_reference_and_keeps_zero_rows() {
+    check(pollster::block_on(testsuite::transformer::l2_normalize_matches_reference_and_keeps_zero_rows(&gpu())));
+}
+
+#[test]
+fn program_chains_dispatches_with_one_readback() {
+    check(pollster::block_on(testsuite::executor::program_chains_dispatches_with_one_readback(&gpu())));
+}
+
+#[test]
+fn program_misuse_is_a_typed_error() {
+    check(pollster::block_on(testsuite::executor::program_misuse_is_a_typed_error(&gpu())));
+}
+
+#[test]
+fn sharded_model_matches_the_unsplit_reference() {
+    check(pollster::block_on(testsuite::model::sharded_model_matches_the_unsplit_reference(&gpu())));
+}
+
+#[test]
+fn padding_does_not_change_embeddings() {
+    check(pollster::block_on(testsuite::model::padding_does_not_change_embeddings(&gpu())));
+}
+
+#[test]
+fn loading_refuses_missing_or_misshapen_tensors() {
+    check(pollster::block_on(testsuite::model::loading_refuses_missing_or_misshapen_tensors(&gpu())));
+}
+
+#[test]
+fn shard_inputs_are_checked_and_buffers_reused() {
+    check(pollster::block_on(testsuite::model::shard_inputs_are_checked_and_buffers_reused(&gpu())));
+}
+
 /// naga (and so lavapipe) accepts a barrier in non-uniform control flow; browsers refuse it.
 /// Here the check asserts the shader runs and computes the right answer; `tests/browser.rs`
 /// runs the same check in Chromium, where it must be `InvalidShader`.

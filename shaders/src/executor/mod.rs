@@ -17,6 +17,10 @@
 //!    all inside error scopes again;
 //! 6. reads the staging buffers back (`readback.rs`) and returns the buffers to the pool.
 //!
+//! [`Program`] (in `program.rs`) is the multi-dispatch path: buffers that stay on the GPU
+//! ([`GpuBuffer`]), pipelines built once ([`Pipeline`]), bind groups made once per program, and
+//! many dispatches submitted together with one readback at the end. Model shards run on it.
+//!
 //! wgpu is never allowed to panic: every call that can fail runs inside error scopes, and an
 //! uncaptured-error handler records anything else, which fails the launch it happened in.
 //! Error scopes are per thread on native, so no scope is held across an `.await`.
@@ -24,6 +28,7 @@
 mod cache;
 pub mod limits;
 mod pool;
+mod program;
 mod readback;
 
 use std::borrow::Cow;
@@ -40,6 +45,7 @@ use cache::PipelineCache;
 pub use limits::{Requirements, check_limits, check_workgroup};
 pub use pool::PoolStats;
 use pool::{BufferUse, Pool};
+pub use program::{GpuBuffer, Pipeline, Program};
 
 /// One compute dispatch: a shader, its entry point, how many workgroups, and its buffers (all
 /// `var<storage>` in `@group(0)`).
@@ -82,6 +88,14 @@ impl Contents<'_> {
     }
 }
 
+/// Shared ownership of what pooled [`GpuBuffer`]s point back to: `Arc` natively, where a `Gpu`
+/// is shared across threads; `Rc` in the browser, where wgpu's WebGPU types are not `Send` and
+/// everything runs on one thread.
+#[cfg(not(target_arch = "wasm32"))]
+type Shared<T> = std::sync::Arc<T>;
+#[cfg(target_arch = "wasm32")]
+type Shared<T> = std::rc::Rc<T>;
+
 /// Counters of the pipeline cache and the buffer pool, for tests and the dashboard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GpuStats {
@@ -106,7 +120,8 @@ pub struct Gpu {
     adapter: AdapterInfo,
     limits: DeviceLimits,
     cache: Mutex<PipelineCache<CachedPipeline>>,
-    pool: Mutex<Pool<wgpu::Buffer>>,
+    /// Shared with every pooled [`GpuBuffer`], which goes back here when dropped.
+    pool: Shared<Mutex<Pool<wgpu::Buffer>>>,
     /// Set by the device-lost callback; once set, every launch fails with `DeviceLost`.
     lost: Arc<Mutex<Option<String>>>,
     /// The first error wgpu reported outside our error scopes, taken by the next launch.
@@ -128,7 +143,7 @@ const _: () = {
 
 /// Which step a captured wgpu error came from decides what it means.
 #[derive(Clone, Copy)]
-enum Step {
+pub(crate) enum Step {
     /// Shader module, layouts, pipeline: the device refused the shader.
     Pipeline,
     /// Buffers, bind group, commands, submit.
@@ -177,7 +192,7 @@ impl Gpu {
             device,
             queue,
             cache: Mutex::new(PipelineCache::new(cache::CAPACITY)),
-            pool: Mutex::new(Pool::default()),
+            pool: Shared::new(Mutex::new(Pool::default())),
             lost,
             uncaptured,
         })
@@ -212,7 +227,8 @@ impl Gpu {
         self.check_alive()?;
         check_limits(launch, &self.limits)?;
         let bindings = sorted_bindings(launch)?;
-        let pipeline = self.pipeline(launch, &bindings).await?;
+        let layout: Vec<(u32, Access)> = bindings.iter().map(|b| (b.binding, b.access)).collect();
+        let pipeline = self.cached_pipeline(launch.shader, launch.entry_point, &layout).await?;
         for (binding, &(_, min_size)) in bindings.iter().zip(&pipeline.min_sizes) {
             let size = binding.contents.len();
             if let Some(min) = min_size.filter(|&min| size < min) {
@@ -232,23 +248,27 @@ impl Gpu {
         }
     }
 
-    /// The cached pipeline for this launch, or a new one compiled and checked.
-    async fn pipeline(
+    /// The cached pipeline for this shader, entry point and `(binding, access)` layout (sorted
+    /// by binding, no duplicates), or a new one compiled and checked.
+    async fn cached_pipeline(
         &self,
-        launch: &Launch<'_>,
-        bindings: &[&LaunchBinding<'_>],
+        shader: &str,
+        entry_point: &str,
+        layout: &[(u32, Access)],
     ) -> Result<CachedPipeline, ExecError> {
-        let layout: Vec<(u32, Access)> = bindings.iter().map(|b| (b.binding, b.access)).collect();
-        let key = cache::key(launch.shader, launch.entry_point, &layout);
+        let key = cache::key(shader, entry_point, layout);
         if let Some(hit) = lock(&self.cache).get(&key) {
             return Ok(hit);
         }
 
-        let analysis = validate::analyze(launch.shader).map_err(ExecError::InvalidShader)?;
-        let (index, entry) =
-            analysis.info.entry_points.iter().enumerate().find(|(_, ep)| ep.name == launch.entry_point).ok_or_else(
-                || ExecError::InvalidLaunch(format!("the shader has no entry point `{}`", launch.entry_point)),
-            )?;
+        let analysis = validate::analyze(shader).map_err(ExecError::InvalidShader)?;
+        let (index, entry) = analysis
+            .info
+            .entry_points
+            .iter()
+            .enumerate()
+            .find(|(_, ep)| ep.name == entry_point)
+            .ok_or_else(|| ExecError::InvalidLaunch(format!("the shader has no entry point `{entry_point}`")))?;
         if entry.stage != "compute" {
             return Err(ExecError::InvalidLaunch(format!(
                 "entry point `{}` is a {} shader, not compute",
@@ -256,12 +276,12 @@ impl Gpu {
             )));
         }
         check_workgroup(entry, &self.limits)?;
-        let min_sizes = match_bindings(&analysis, index, &layout)?;
+        let min_sizes = match_bindings(&analysis, index, layout)?;
 
         let scopes = ErrorScopes::push(&self.device);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(launch.entry_point),
-            source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(launch.shader)),
+            label: Some(entry_point),
+            source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(shader)),
         });
         let entries: Vec<wgpu::BindGroupLayoutEntry> = layout
             .iter()
@@ -286,10 +306,10 @@ impl Gpu {
             immediate_size: 0,
         });
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(launch.entry_point),
+            label: Some(entry_point),
             layout: Some(&pipeline_layout),
             module: &module,
-            entry_point: Some(launch.entry_point),
+            entry_point: Some(entry_point),
             compilation_options: wgpu::PipelineCompilationOptions::default(),
             cache: None,
         });
@@ -382,7 +402,7 @@ impl Gpu {
 
     /// A buffer of at least `size` bytes for `use_`, from the pool or new (the caller holds
     /// error scopes, so an allocation failure is captured, not a panic).
-    fn acquire(&self, use_: BufferUse, size: u64) -> Pooled {
+    pub(crate) fn acquire(&self, use_: BufferUse, size: u64) -> Pooled {
         let class = pool::size_class(size, self.limits.max_buffer_size);
         if let Some(buffer) = lock(&self.pool).take(use_, class) {
             return Pooled { buffer, use_, class };
@@ -408,7 +428,7 @@ impl Gpu {
 
     /// Returns buffers of a successful launch to the pool. Buffers of a failed launch are
     /// dropped instead: after an error their state is not worth trusting.
-    fn release(&self, buffers: impl IntoIterator<Item = Pooled>) {
+    pub(crate) fn release(&self, buffers: impl IntoIterator<Item = Pooled>) {
         let mut pool = lock(&self.pool);
         for Pooled { buffer, use_, class } in buffers {
             if let Some(unkept) = pool.put(use_, class, buffer) {
@@ -417,7 +437,7 @@ impl Gpu {
         }
     }
 
-    fn classify(&self, error: wgpu::Error, step: Step) -> ExecError {
+    pub(crate) fn classify(&self, error: wgpu::Error, step: Step) -> ExecError {
         // Device loss surfaces through the lost callback, which wgpu-core runs while polling.
         #[cfg(not(target_arch = "wasm32"))]
         let _ = self.device.poll(wgpu::PollType::Poll);
@@ -438,7 +458,7 @@ impl Gpu {
     }
 }
 
-struct Pooled {
+pub(crate) struct Pooled {
     buffer: wgpu::Buffer,
     use_: BufferUse,
     class: u64,
@@ -446,7 +466,7 @@ struct Pooled {
 
 /// Validation, out-of-memory and internal error scopes, pushed together and popped together.
 /// Guards are `!Send` and scopes are per thread: push and pop with no `.await` between.
-struct ErrorScopes {
+pub(crate) struct ErrorScopes {
     // Declared innermost first: if a panic drops the guards unpopped, they pop in reverse order
     // of their push, as wgpu requires.
     internal: wgpu::ErrorScopeGuard,

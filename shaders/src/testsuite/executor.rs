@@ -5,9 +5,10 @@
 use hyphae_proto::frame::Access;
 use hyphae_proto::tensor::{to_bytes, u32s};
 
-use super::{Failure, compare_u32, exec, single, unexpected};
+use super::{Failure, compare_f32, compare_u32, exec, single, unexpected};
 use crate::ExecError;
-use crate::executor::{Contents, Gpu, Launch, LaunchBinding};
+use crate::executor::{Contents, Gpu, Launch, LaunchBinding, Program};
+use crate::kernels::{self, VECTOR_ADD};
 
 /// Copies `src` to `dst` element-wise; one invocation per element.
 const COPY: &str = "\
@@ -313,4 +314,102 @@ pub async fn barrier_in_non_uniform_control_flow_is_rejected_where_the_backend_c
     let input = to_bytes(&[7u32, 8], u32::to_le_bytes);
     let outputs = gpu.run(&launch(COPY, vec![read(0, &input), zeros(1, 8)])).await.map_err(exec(case))?;
     compare_u32(case, &single(case, outputs)?, &[7, 8])
+}
+
+/// A program of two dispatches (c = a + b, then d = c + b) keeps `c` on the GPU and reads back
+/// only `d`; run again with a new `a` written, it reuses everything it recorded. Pooled buffers
+/// go back to the pool once the program and every handle are dropped.
+pub async fn program_chains_dispatches_with_one_readback(gpu: &Gpu) -> Result<(), Failure> {
+    let case = "vector_add twice in one program";
+    let len = 1000usize;
+    let a: Vec<f32> = (0..len).map(|i| i as f32).collect();
+    let b: Vec<f32> = (0..len).map(|i| 0.5 * i as f32).collect();
+    let add = gpu.kernel_pipeline(&VECTOR_ADD).await.map_err(exec(case))?;
+    let a_buffer = gpu.upload(&to_bytes(&a, f32::to_le_bytes)).await.map_err(exec(case))?;
+    let b_buffer = gpu.upload(&to_bytes(&b, f32::to_le_bytes)).await.map_err(exec(case))?;
+    let c_buffer = gpu.buffer(len as u64 * 4).await.map_err(exec(case))?;
+    let d_buffer = gpu.buffer(len as u64 * 4).await.map_err(exec(case))?;
+    let workgroups = kernels::linear_workgroups(len as u64, VECTOR_ADD.workgroup_size[0]);
+    let mut program = Program::new();
+    program
+        .dispatch(gpu, &add, &[(0, &a_buffer), (1, &b_buffer), (2, &c_buffer)], workgroups)
+        .await
+        .map_err(exec(case))?;
+    program
+        .dispatch(gpu, &add, &[(0, &c_buffer), (1, &b_buffer), (2, &d_buffer)], workgroups)
+        .await
+        .map_err(exec(case))?;
+    let outputs = gpu.execute(&program, &[], &[&d_buffer]).await.map_err(exec(case))?;
+    let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + 2.0 * y).collect();
+    compare_f32(case, &single(case, outputs)?, &want)?;
+    // Warm the staging pool for two readbacks, so the rerun below can be held to no allocation.
+    gpu.execute(&program, &[], &[&d_buffer, &c_buffer]).await.map_err(exec(case))?;
+
+    let case = "the same program with a new input";
+    let a2: Vec<f32> = (0..len).map(|i| -(i as f32)).collect();
+    let a2_bytes = to_bytes(&a2, f32::to_le_bytes);
+    let created = gpu.stats().buffers.created;
+    let outputs =
+        gpu.execute(&program, &[(&a_buffer, &a2_bytes)], &[&d_buffer, &c_buffer]).await.map_err(exec(case))?;
+    if outputs.len() != 2 {
+        return Err(Failure::Length { case: case.to_owned(), want: 2, got: outputs.len() });
+    }
+    let want_d: Vec<f32> = a2.iter().zip(&b).map(|(x, y)| x + 2.0 * y).collect();
+    let want_c: Vec<f32> = a2.iter().zip(&b).map(|(x, y)| x + y).collect();
+    compare_f32(case, &outputs[0], &want_d)?;
+    compare_f32(case, &outputs[1], &want_c)?;
+    if gpu.stats().buffers.created != created {
+        return Err(unexpected(case, "running a recorded program again allocated storage"));
+    }
+
+    let case = "buffers back to the pool";
+    let idle = gpu.stats().buffers.idle_buffers;
+    drop(program);
+    drop((c_buffer, d_buffer));
+    if gpu.stats().buffers.idle_buffers < idle + 2 {
+        return Err(unexpected(case, "dropped pooled buffers did not return to the pool"));
+    }
+    Ok(())
+}
+
+/// Misusing the program API is a typed error before wgpu sees it, never a panic.
+pub async fn program_misuse_is_a_typed_error(gpu: &Gpu) -> Result<(), Failure> {
+    let case = "program misuse";
+    let add = gpu.kernel_pipeline(&VECTOR_ADD).await.map_err(exec(case))?;
+    let small = gpu.buffer(16).await.map_err(exec(case))?;
+    let mut program = Program::new();
+    let wrong_bindings = program.dispatch(gpu, &add, &[(0, &small), (1, &small)], [1, 1, 1]).await;
+    if !matches!(wrong_bindings, Err(ExecError::InvalidLaunch(_))) {
+        return Err(unexpected("a missing binding", format!("want InvalidLaunch, got {wrong_bindings:?}")));
+    }
+    let too_many = gpu.limits().max_compute_workgroups_per_dimension + 1;
+    let wide = program.dispatch(gpu, &add, &[(0, &small), (1, &small), (2, &small)], [too_many, 1, 1]).await;
+    if !matches!(wide, Err(ExecError::ExceedsLimits { what: "workgroups per dimension", .. })) {
+        return Err(unexpected("too many workgroups", format!("want ExceedsLimits, got {wide:?}")));
+    }
+    if !program.is_empty() {
+        return Err(unexpected(case, "a refused dispatch was recorded"));
+    }
+    for (what, size) in [("an empty buffer", 0), ("a buffer of 6 bytes", 6)] {
+        let result = gpu.buffer(size).await;
+        if !matches!(result, Err(ExecError::InvalidLaunch(_))) {
+            return Err(unexpected(what, format!("want InvalidLaunch, got {result:?}")));
+        }
+    }
+    let huge = gpu.buffer(gpu.limits().max_storage_buffer_binding_size + 4).await;
+    if !matches!(huge, Err(ExecError::ExceedsLimits { .. })) {
+        return Err(unexpected("a buffer over the limits", format!("want ExceedsLimits, got {huge:?}")));
+    }
+    let overflow = gpu.execute(&program, &[(&small, &[0u8; 32])], &[&small]).await;
+    if !matches!(overflow, Err(ExecError::InvalidLaunch(_))) {
+        return Err(unexpected("a write past the buffer", format!("want InvalidLaunch, got {overflow:?}")));
+    }
+    let invalid = gpu.pipeline("fn main( {", "main", &[(0, Access::ReadWrite)]).await;
+    if !matches!(invalid, Err(ExecError::InvalidShader(_))) {
+        return Err(unexpected("invalid WGSL", format!("want InvalidShader, got {invalid:?}")));
+    }
+    // The empty program still runs and reads back what was written.
+    let bytes = to_bytes(&[1u32, 2, 3, 4], u32::to_le_bytes);
+    let outputs = gpu.execute(&program, &[(&small, &bytes)], &[&small]).await.map_err(exec(case))?;
+    compare_u32(case, &single(case, outputs)?, &[1, 2, 3, 4])
 }

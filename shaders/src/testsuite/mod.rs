@@ -13,6 +13,8 @@
 
 pub mod executor;
 pub mod kernels;
+pub mod model;
+pub mod transformer;
 
 use hyphae_proto::tensor::{f32s, u32s};
 
@@ -70,6 +72,44 @@ pub fn compare_f32(case: &str, got: &[u8], want: &[f32]) -> Result<(), Failure> 
         }
     }
     Ok(())
+}
+
+/// How close a float result must be to its reference: `|got - want| <= abs + rel·|want|`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerance {
+    pub abs: f32,
+    pub rel: f32,
+}
+
+/// The default: [`F32_ABS`] and [`F32_REL`].
+pub const F32_TOLERANCE: Tolerance = Tolerance { abs: F32_ABS, rel: F32_REL };
+
+impl Tolerance {
+    pub fn accepts(&self, got: f32, want: f32) -> bool {
+        (got - want).abs() <= self.abs + self.rel * want.abs()
+    }
+}
+
+/// Compares f32 values with the reference within `tolerance` (NaN never matches).
+pub fn compare_f32_values(case: &str, got: &[f32], want: &[f32], tolerance: Tolerance) -> Result<(), Failure> {
+    if got.len() != want.len() {
+        return Err(Failure::Length { case: case.to_owned(), want: want.len(), got: got.len() });
+    }
+    match got.iter().zip(want).position(|(&g, &w)| !tolerance.accepts(g, w)) {
+        None => Ok(()),
+        Some(index) => Err(Failure::Mismatch {
+            case: case.to_owned(),
+            index,
+            got: got[index].to_string(),
+            want: want[index].to_string(),
+        }),
+    }
+}
+
+/// The largest `|got - want| / (abs + rel·|want|)` over the elements: at most 1 within the
+/// tolerance. For reporting how much headroom a check has.
+pub fn tolerance_used(got: &[f32], want: &[f32], tolerance: Tolerance) -> f32 {
+    got.iter().zip(want).map(|(&g, &w)| (g - w).abs() / (tolerance.abs + tolerance.rel * w.abs())).fold(0.0, f32::max)
 }
 
 /// Compares a little-endian u32 buffer with the reference exactly.
