@@ -86,6 +86,8 @@ export interface IdentityEvent {
 
 export interface TaskStartEvent {
   task: string;
+  /** What the task is: `kernel`, or a model shard such as `all-MiniLM-L6-v2 shard 2/3`. */
+  work: string | null;
 }
 
 export interface TaskEvent {
@@ -128,6 +130,10 @@ export interface GridStats {
   relay: string;
   maxUtilization: number;
   currentTask: string | null;
+  /** What the current task is (see `TaskStartEvent.work`). */
+  currentWork: string | null;
+  /** Model shards this browser has run, e.g. `all-MiniLM-L6-v2 shard 2/3`. */
+  shards: string[];
   tasksDone: number;
   tasksFailed: number;
   /** Sum of this page's receipts, exact (integer millionths inside). */

@@ -46,8 +46,11 @@ pub enum Event {
         relay: Address,
         max_in_flight: u32,
     },
+    /// A task started; `work` says what it is (`kernel`, or a model shard such as
+    /// `all-MiniLM-L6-v2 shard 2/3`).
     TaskStarted {
         task: TaskId,
+        work: String,
     },
     /// A task ran for `elapsed`; the worker now rests `rest` to honour its duty cycle.
     TaskFinished {

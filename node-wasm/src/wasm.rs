@@ -158,7 +158,9 @@ fn event_object(event: &Event) -> js_sys::Object {
             let _ = js_sys::Reflect::set(&o, &"relay".into(), &relay.to_string().into());
             o
         }
-        Event::TaskStarted { task } => object("task-start", &[("task", task.to_string().into())]),
+        Event::TaskStarted { task, work } => {
+            object("task-start", &[("task", task.to_string().into()), ("work", work.as_str().into())])
+        }
         Event::TaskFinished { task, ok, elapsed, rest } => object(
             "task",
             &[

@@ -5,13 +5,16 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::{FutureExt, select};
-use hyphae_proto::frame::{Access, Output, Source, TaskAssignment, TaskFailure, TaskOutput, ToRelay, ToWorker};
+use hyphae_proto::frame::{
+    Access, FailureKind, Output, Source, TaskAssignment, TaskFailure, TaskOutput, ToRelay, ToWorker, Work,
+};
 use hyphae_proto::tensor::Bytes;
+use hyphae_proto::tensor::u32s;
 
 use crate::blobs::BlobFetcher;
 use crate::connection::{Event, Events};
 use crate::control::Control;
-use crate::executor::{Execute, PreparedBinding, PreparedTask};
+use crate::executor::{Execute, KernelTask, PreparedBinding, PreparedTask, ShardTask, failure};
 use crate::net::{NetError, Socket, Stopwatch, sleep};
 
 /// Why a session ended.
@@ -50,7 +53,7 @@ pub async fn serve<E: Execute>(
     let run = |task: TaskAssignment| {
         Box::pin(async move {
             let clock = Stopwatch::start();
-            let result = match prepare(&task, blobs).await {
+            let result = match prepare(&task, blobs, executor).await {
                 Ok(prepared) => executor.execute(prepared).await,
                 Err(failure) => Err(failure),
             };
@@ -66,7 +69,7 @@ pub async fn serve<E: Execute>(
             && resting.is_none()
             && let Some(task) = pending.pop_front()
         {
-            events.emit(Event::TaskStarted { task: task.task });
+            events.emit(Event::TaskStarted { task: task.task, work: describe(&task.work) });
             current = Some(run(task));
         }
         let step = {
@@ -123,10 +126,10 @@ pub async fn serve<E: Execute>(
                 let ok = result.is_ok();
                 let frame = match result {
                     Ok(outputs) => {
-                        let bindings = task.bindings.iter().filter(|b| b.access == Access::ReadWrite);
-                        let outputs = bindings
+                        let outputs = output_bindings(&task.work)
+                            .into_iter()
                             .zip(outputs)
-                            .map(|(b, data)| Output { binding: b.binding, data: Bytes(data) })
+                            .map(|(binding, data)| Output { binding, data: Bytes(data) })
                             .collect();
                         ToRelay::Result(Box::new(TaskOutput { lease: task.lease, outputs, elapsed_us }))
                     }
@@ -144,21 +147,73 @@ pub async fn serve<E: Execute>(
     }
 }
 
-/// Resolves the task's blobs into bytes.
-async fn prepare(task: &TaskAssignment, blobs: &BlobFetcher) -> Result<PreparedTask, TaskFailure> {
-    let mut bindings = Vec::with_capacity(task.bindings.len());
-    for b in &task.bindings {
-        let bytes = match &b.source {
-            Some(Source::Inline(bytes)) => Some(bytes.0.clone()),
-            Some(Source::Blob(id)) => Some(blobs.get(id, b.size).await?),
-            None => None,
-        };
-        bindings.push(PreparedBinding { binding: b.binding, access: b.access, bytes, size: b.size });
+/// The binding numbers of a task's outputs, in order.
+fn output_bindings(work: &Work) -> Vec<u32> {
+    match work {
+        Work::Kernel(k) => k.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.binding).collect(),
+        Work::Shard(_) => vec![0],
     }
-    Ok(PreparedTask {
-        shader: task.shader.clone(),
-        entry_point: task.entry_point.clone(),
-        workgroups: task.workgroups,
-        bindings,
-    })
+}
+
+/// What the task is, for whoever watches the worker.
+fn describe(work: &Work) -> String {
+    match work {
+        Work::Kernel(_) => "kernel".into(),
+        Work::Shard(s) => format!("{} shard {}/{}", s.model, s.shard.index + 1, s.shard.count),
+    }
+}
+
+async fn bytes_of(source: &Source, size: u64, blobs: &BlobFetcher) -> Result<Vec<u8>, TaskFailure> {
+    match source {
+        Source::Inline(bytes) => Ok(bytes.0.clone()),
+        Source::Blob(id) => blobs.get(id, size).await,
+    }
+}
+
+/// Resolves the task's blobs into bytes (shard weights only if the GPU does not hold them yet).
+async fn prepare<E: Execute>(
+    task: &TaskAssignment,
+    blobs: &BlobFetcher,
+    executor: &E,
+) -> Result<PreparedTask, TaskFailure> {
+    match &task.work {
+        Work::Kernel(kernel) => {
+            let mut bindings = Vec::with_capacity(kernel.bindings.len());
+            for b in &kernel.bindings {
+                let bytes = match &b.source {
+                    Some(source) => Some(bytes_of(source, b.size, blobs).await?),
+                    None => None,
+                };
+                bindings.push(PreparedBinding { binding: b.binding, access: b.access, bytes, size: b.size });
+            }
+            Ok(PreparedTask::Kernel(KernelTask {
+                shader: kernel.shader.clone(),
+                entry_point: kernel.entry_point.clone(),
+                workgroups: kernel.workgroups,
+                bindings,
+            }))
+        }
+        Work::Shard(shard) => {
+            let weights_bytes = if executor.holds(&shard.weights) {
+                None
+            } else {
+                Some(blobs.get(&shard.weights, shard.weights_size).await?)
+            };
+            let mask: Vec<u32> = u32s(&shard.mask.0).collect();
+            if mask.len() as u64 != u64::from(shard.batch) * u64::from(shard.seq) {
+                return Err(failure(FailureKind::InvalidShader, "the mask does not cover batch × seq"));
+            }
+            Ok(PreparedTask::Shard(ShardTask {
+                config: shard.config.clone(),
+                spec: shard.shard,
+                weights: shard.weights,
+                weights_bytes,
+                batch: shard.batch,
+                seq: shard.seq,
+                mask,
+                input: bytes_of(&shard.input, shard.input_size, blobs).await?,
+                output_size: shard.output_size,
+            }))
+        }
+    }
 }

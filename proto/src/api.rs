@@ -274,6 +274,9 @@ pub struct WorkerInfo {
     pub rejected: u64,
     /// Accepted results since the last rejected one: the basis of its reputation.
     pub consecutive_valid: u64,
+    /// Model shards it has run (and holds the weights of), e.g. `all-MiniLM-L6-v2 2/3`.
+    #[serde(default)]
+    pub shards: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -303,6 +306,23 @@ pub struct Stats {
     pub recent_jobs: Vec<JobSummary>,
     /// Who earned most on this relay.
     pub top_beneficiaries: Vec<Earner>,
+    /// Model work: embeddings served through the grid.
+    #[serde(default)]
+    pub models: ModelStats,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelStats {
+    /// Models served, by name.
+    pub served: Vec<String>,
+    pub requests: u64,
+    pub inputs: u64,
+    /// Real (not padding) tokens embedded since the relay started.
+    pub tokens: u64,
+    /// Over the last ten seconds.
+    pub tokens_per_s: f64,
+    /// Tokens embedded in each of the last [`Stats::HISTORY`] whole seconds, oldest first.
+    pub tokens_history: Vec<u32>,
 }
 
 impl Stats {

@@ -113,13 +113,62 @@ pub struct DeviceLimits {
 pub struct TaskAssignment {
     pub lease: LeaseId,
     pub task: TaskId,
+    pub work: Work,
+    /// Milliseconds the worker has before the relay gives the task to someone else.
+    pub deadline_ms: u64,
+}
+
+/// What a task computes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Work {
+    /// One dispatch of a WGSL kernel submitted through `POST /v1/jobs`.
+    Kernel(KernelWork),
+    /// One pipeline shard of a model (a range of its layers) on a batch of sequences.
+    Shard(Box<ShardWork>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelWork {
     pub shader: String,
     pub entry_point: String,
     pub workgroups: [u32; 3],
     /// Sorted by binding number.
     pub bindings: Vec<TaskBinding>,
-    /// Milliseconds the worker has before the relay gives the task to someone else.
-    pub deadline_ms: u64,
+}
+
+/// A shard task. Its one output (binding 0, f32) is the hidden states `[batch, seq, hidden]`, or
+/// for the pooling shard the normalized embeddings `[batch, hidden]`: `output_size` bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardWork {
+    /// The model's name, e.g. `all-MiniLM-L6-v2`.
+    pub model: String,
+    /// The model's `config.json`, verbatim.
+    pub config: String,
+    pub shard: ShardSpec,
+    /// The shard's weights: a safetensors file holding exactly the tensors it needs.
+    pub weights: BlobId,
+    pub weights_size: u64,
+    pub batch: u32,
+    pub seq: u32,
+    /// One little-endian u32 per token, `[batch, seq]`: 1 for a real token, 0 for padding.
+    pub mask: Bytes,
+    /// Token ids (u32) for the first shard, the previous shard's hidden states (f32) otherwise.
+    pub input: Source,
+    pub input_size: u64,
+    pub output_size: u64,
+}
+
+/// Which part of a model a shard is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ShardSpec {
+    pub index: u32,
+    pub count: u32,
+    /// Layers `[start, end)`.
+    pub layers: [u32; 2],
+    /// The first shard also embeds the tokens.
+    pub embeddings: bool,
+    /// The last shard also pools and normalizes.
+    pub pooling: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -228,19 +277,41 @@ mod tests {
         let task = ToWorker::Task(Box::new(TaskAssignment {
             lease: LeaseId(5),
             task: TaskId { job: JobId([3; 12]), index: 1 },
-            shader: "fn main() {}".into(),
-            entry_point: "main".into(),
-            workgroups: [1, 2, 3],
-            bindings: vec![TaskBinding {
-                binding: 0,
-                dtype: Dtype::U32,
-                access: Access::Read,
-                source: Some(Source::Inline(Bytes(vec![1, 2, 3, 4]))),
-                size: 4,
-            }],
+            work: Work::Kernel(KernelWork {
+                shader: "fn main() {}".into(),
+                entry_point: "main".into(),
+                workgroups: [1, 2, 3],
+                bindings: vec![TaskBinding {
+                    binding: 0,
+                    dtype: Dtype::U32,
+                    access: Access::Read,
+                    source: Some(Source::Inline(Bytes(vec![1, 2, 3, 4]))),
+                    size: 4,
+                }],
+            }),
             deadline_ms: 1000,
         }));
         assert_eq!(ToWorker::decode(&task.encode()).unwrap(), task);
+
+        let shard = ToWorker::Task(Box::new(TaskAssignment {
+            lease: LeaseId(6),
+            task: TaskId { job: JobId([4; 12]), index: 0 },
+            work: Work::Shard(Box::new(ShardWork {
+                model: "m".into(),
+                config: "{}".into(),
+                shard: ShardSpec { index: 1, count: 3, layers: [2, 4], embeddings: false, pooling: false },
+                weights: crate::BlobId::of(b"w"),
+                weights_size: 1,
+                batch: 2,
+                seq: 3,
+                mask: Bytes(vec![1; 24]),
+                input: Source::Blob(crate::BlobId::of(b"x")),
+                input_size: 4,
+                output_size: 8,
+            })),
+            deadline_ms: 1000,
+        }));
+        assert_eq!(ToWorker::decode(&shard.encode()).unwrap(), shard);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod frame;
 pub mod ids;
 pub mod keys;
+pub mod openai;
 pub mod receipt;
 pub mod tensor;
 
@@ -25,4 +26,4 @@ pub use tensor::Dtype;
 
 /// Version of the worker protocol spoken over `GET /v1/workers/ws`. Bumped on any incompatible
 /// change to [`frame`]; the relay refuses workers that speak another one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

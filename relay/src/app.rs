@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::error::{ApiError, InternalDetail};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::models::EmbeddingService;
 use crate::scheduler::Scheduler;
 use crate::signer::Signer;
 use crate::store::blobs::BlobStore;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub blobs: Arc<BlobStore>,
     pub metrics: Arc<Metrics>,
+    pub embeddings: Arc<EmbeddingService>,
 }
 
 /// The whole HTTP surface, for a server or for `tower::ServiceExt::oneshot` in tests.
@@ -81,8 +83,17 @@ impl Relay {
         if restored > 0 {
             tracing::info!(tasks = restored, "re-queued unsettled tasks from the store");
         }
+        let embeddings = Arc::new(EmbeddingService::start(
+            store.models()?,
+            scheduler.clone(),
+            store.clone(),
+            config.embeddings.clone(),
+        )?);
+        for model in embeddings.models() {
+            tracing::info!(model = %model.name, shards = model.shards.len(), "serving embeddings");
+        }
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let state = AppState { config: Arc::new(config), scheduler, store, blobs, metrics };
+        let state = AppState { config: Arc::new(config), scheduler, store, blobs, metrics, embeddings };
         Ok(Relay { listener, state })
     }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::job::JobLimits;
+use crate::models::embeddings::EmbeddingConfig;
 use crate::scheduler::SchedulerConfig;
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Static site served at `/` (the donate page and dashboard), when present.
     pub site_dir: Option<PathBuf>,
+    pub embeddings: EmbeddingConfig,
 }
 
 impl Config {
@@ -40,6 +42,7 @@ impl Config {
             scheduler: SchedulerConfig::default(),
             heartbeat: Duration::from_secs(15),
             site_dir: None,
+            embeddings: EmbeddingConfig::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ use hyphae_proto::tensor::{Bytes, Data};
 use hyphae_proto::{BlobId, Credits, Dtype};
 use hyphae_shaders::{BindingKind, EntryPointInfo, ShaderError, ShaderInfo};
 
-use crate::store::records::TaskRecord;
+use crate::store::records::{JobWork, TaskBody, TaskRecord};
 
 /// What the relay accepts in one job.
 #[derive(Debug, Clone)]
@@ -52,9 +52,7 @@ pub enum JobError {
 /// A job the scheduler can run as is.
 #[derive(Debug, Clone)]
 pub struct ValidatedJob {
-    pub shader: String,
-    /// The compute entry point, with what it asks of a device (workgroup size and memory).
-    pub entry: EntryPointInfo,
+    pub work: JobWork,
     pub redundancy: u32,
     pub tolerance: Tolerance,
     pub credits_per_task: Credits,
@@ -129,13 +127,17 @@ pub fn validate(job: WgslJob, limits: &JobLimits, blob_sizes: &HashMap<BlobId, u
             check_workgroups(workgroups, limits).map_err(context)?;
             let bindings =
                 resolve_bindings(&defaults, &spec.bindings, &shader_bindings, limits, blob_sizes).map_err(context)?;
-            Ok(TaskRecord { index: index as u32, workgroups: workgroups.0, bindings })
+            Ok(TaskRecord { index: index as u32, body: TaskBody::Kernel { workgroups: workgroups.0, bindings } })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
 
     Ok(ValidatedJob {
-        shader: job.shader,
-        entry,
+        work: JobWork::Kernel {
+            shader: job.shader,
+            entry_point: entry.name,
+            workgroup_size: entry.workgroup_size,
+            workgroup_storage: entry.workgroup_storage,
+        },
         redundancy,
         tolerance,
         credits_per_task: job.credits_per_task.unwrap_or(limits.default_credits_per_task),
@@ -333,9 +335,12 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(ok.tasks.len(), 2);
-        assert_eq!(ok.tasks[0].bindings[1].size, 8);
-        assert_eq!(ok.tasks[1].bindings[0].size, 4);
-        assert_eq!(ok.tasks[1].bindings[1].size, 4);
+        let sizes = |t: &TaskRecord| match &t.body {
+            TaskBody::Kernel { bindings, .. } => bindings.iter().map(|b| b.size).collect::<Vec<_>>(),
+            TaskBody::Shard { .. } => unreachable!("kernel jobs have kernel tasks"),
+        };
+        assert_eq!(sizes(&ok.tasks[0]), vec![8, 8]);
+        assert_eq!(sizes(&ok.tasks[1]), vec![4, 4]);
         assert_eq!(ok.redundancy, 2);
     }
 

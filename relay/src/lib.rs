@@ -3,8 +3,9 @@
 //!
 //! Map: `api/` (HTTP, the only code that knows it), `ws` (worker socket), `scheduler/` (leases,
 //! queue, placement), `verify/` (pure quorum and tolerance rules), `job` (request validation),
-//! `signer` (relay key, receipts), `store/` (sled, blobs), `metrics`, `cli/` (the `hyphae` binary's
-//! commands), `config`, `app` (router and lifecycle).
+//! `signer` (relay key, receipts), `store/` (sled, blobs), `models/` (model import, tokenizer,
+//! the embeddings service), `metrics`, `cli/` (the `hyphae` binary's commands), `config`, `app`
+//! (router and lifecycle).
 
 pub mod api;
 pub mod app;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod job;
 pub mod metrics;
+pub mod models;
 pub mod scheduler;
 pub mod signer;
 pub mod store;

@@ -69,6 +69,9 @@ export class Grid {
   #memory = null; // consent answer when localStorage is unavailable
   #identity = { worker: null, beneficiary: null, adapter: null };
   #currentTask = null;
+  #currentWork = null;
+  // Model shards this browser has run ("all-MiniLM-L6-v2 shard 2/3"), in the order first seen.
+  #shards = [];
   #counts = { tasksDone: 0, tasksFailed: 0, busyMs: 0, activeMs: 0 };
   #credits = 0n;
   #runningSince = null;
@@ -207,6 +210,8 @@ export class Grid {
       relay: this.relay,
       maxUtilization: this.#options.maxUtilization,
       currentTask: this.#currentTask,
+      currentWork: this.#currentWork,
+      shards: [...this.#shards],
       tasksDone: this.#counts.tasksDone,
       tasksFailed: this.#counts.tasksFailed,
       credits: formatCredits(this.#credits),
@@ -367,9 +372,14 @@ export class Grid {
           adapter: data.adapter ?? null,
         };
         return this.#emit('identity', { ...this.#identity });
-      case 'task-start':
+      case 'task-start': {
         this.#currentTask = data.task ?? null;
-        return this.#emit('task-start', { task: this.#currentTask });
+        this.#currentWork = typeof data.work === 'string' ? data.work : null;
+        if (this.#currentWork && this.#currentWork !== 'kernel' && !this.#shards.includes(this.#currentWork)) {
+          this.#shards.push(this.#currentWork);
+        }
+        return this.#emit('task-start', { task: this.#currentTask, work: this.#currentWork });
+      }
       case 'task': {
         this.#currentTask = null;
         if (data.ok) this.#counts.tasksDone += 1;

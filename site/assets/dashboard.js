@@ -68,6 +68,12 @@ function renderTotals(s) {
   const share = all > 0 ? (100 * s.results_accepted) / all : null;
   setText($('accepted-share'), share === null ? 'since the relay started' : `${formatShare(share)} agreed, since the relay started`);
   setText($('credits-issued'), formatCredits(s.credits_issued));
+  const models = s.models ?? { served: [], tokens: 0, tokens_per_s: 0 };
+  setText($('tokens-rate'), models.tokens_per_s.toLocaleString(undefined, { maximumFractionDigits: 0 }));
+  setText(
+    $('tokens-total'),
+    models.served.length ? `${formatInt(models.tokens)} tokens · ${models.served.join(', ')}` : 'no model served',
+  );
   setText($('uptime'), `The relay has been up ${duration(s.uptime_s)}.`);
 
   setText($('jobs-queued'), formatInt(s.jobs.queued));
@@ -199,6 +205,7 @@ async function refreshWorkers() {
         cell(address(w.address)),
         cell(badge(w.platform)),
         cell(gpu),
+        cell(w.shards?.length ? w.shards.join(', ') : '–'),
         cell(address(w.beneficiary)),
         cell(`${formatInt(w.in_flight)}/${formatInt(w.max_in_flight)}`, 'num'),
         cell(formatInt(w.accepted), 'num'),

@@ -173,6 +173,7 @@ async function init() {
     watchAccount();
   });
   grid.on('task', render);
+  grid.on('task-start', render);
   grid.on('credit', (credit) => {
     addReceipt(credit);
     render();
@@ -267,6 +268,7 @@ function render() {
 
   const adapter = adapterText(s.adapter);
   setText(ui.adapter, adapter ?? (s.state === 'unsupported' ? 'No WebGPU' : '–'));
+  setText($('shards'), s.shards.length ? s.shards.join(', ') : 'None yet');
   if (s.adapter) ui.adapter.title = [s.adapter.name, s.adapter.backend, s.adapter.driver].filter(Boolean).join(' · ');
   setText(ui.tasksDone, formatInt(s.tasksDone));
   setText(ui.credits, formatCredits(s.credits));
@@ -337,8 +339,9 @@ async function refreshGrid() {
     setText($('grid-rate'), stats.verified_per_s.toLocaleString(undefined, { maximumFractionDigits: 1 }));
     setText($('grid-verified'), formatInt(stats.tasks.completed));
     setText($('grid-credits'), formatCredits(stats.credits_issued));
+    setText($('grid-tokens'), (stats.models?.tokens_per_s ?? 0).toLocaleString(undefined, { maximumFractionDigits: 0 }));
   } catch {
-    for (const id of ['grid-workers', 'grid-rate', 'grid-verified', 'grid-credits']) setText($(id), '–');
+    for (const id of ['grid-workers', 'grid-rate', 'grid-verified', 'grid-credits', 'grid-tokens']) setText($(id), '–');
   }
 }
 

@@ -8,5 +8,6 @@ mod byzantine;
 mod churn;
 mod cli;
 mod durability;
+mod models;
 mod native;
 mod support;

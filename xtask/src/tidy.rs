@@ -22,7 +22,11 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn tidy() {
-    let root = crate::root();
+    // At run time, not `crate::root()`'s compile time: build caches are shared between clones,
+    // so this binary may have been built from a checkout elsewhere.
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).expect("cargo test sets CARGO_MANIFEST_DIR");
+    let root = manifest.parent().expect("xtask lives in the workspace").to_owned();
     let mut files = Vec::new();
     rust_files(&root, &mut files);
     assert!(files.len() > 20, "found only {} Rust files under {}", files.len(), root.display());

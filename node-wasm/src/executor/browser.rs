@@ -1,14 +1,16 @@
 //! Browser GPU execution: WebGPU resolves its promises on the event loop, so launches are simply
 //! awaited in place.
 
+use hyphae_proto::BlobId;
 use hyphae_proto::frame::{AdapterInfo, TaskFailure};
 use hyphae_shaders::{ExecError, Gpu};
 
-use super::{Execute, PreparedTask, failure_of};
+use super::{Execute, PreparedTask, ShardCache, failure_of};
 
 pub struct GpuExecutor {
     gpu: Gpu,
     adapter: AdapterInfo,
+    shards: ShardCache,
 }
 
 impl GpuExecutor {
@@ -20,7 +22,7 @@ impl GpuExecutor {
         if adapter.name.is_empty() {
             adapter.name = label.filter(|l| !l.is_empty()).unwrap_or_else(|| "WebGPU adapter".to_owned());
         }
-        Ok(GpuExecutor { gpu, adapter })
+        Ok(GpuExecutor { gpu, adapter, shards: ShardCache::default() })
     }
 }
 
@@ -29,7 +31,14 @@ impl Execute for GpuExecutor {
         self.adapter.clone()
     }
 
+    fn holds(&self, id: &BlobId) -> bool {
+        self.shards.holds(id)
+    }
+
     async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure> {
-        self.gpu.run(&task.launch()).await.map_err(|e| failure_of(&e))
+        match task {
+            PreparedTask::Kernel(kernel) => self.gpu.run(&kernel.launch()).await.map_err(|e| failure_of(&e)),
+            PreparedTask::Shard(shard) => self.shards.run(&self.gpu, shard).await,
+        }
     }
 }

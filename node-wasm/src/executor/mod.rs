@@ -1,18 +1,27 @@
 //! Running a task: [`Execute`] is what the task loop needs from a GPU, [`GpuExecutor`] the real one
-//! over `hyphae_shaders::Gpu`. Tests wrap it (a lying worker perturbs its outputs); nothing else
-//! does.
+//! over `hyphae_shaders::Gpu`, for kernels and model shards alike. Tests wrap it (a lying worker
+//! perturbs its outputs); nothing else does.
 
 #[cfg_attr(not(target_arch = "wasm32"), path = "native.rs")]
 #[cfg_attr(target_arch = "wasm32", path = "browser.rs")]
 mod imp;
+mod shard;
 
-use hyphae_proto::frame::{AdapterInfo, FailureKind, TaskFailure};
+use hyphae_proto::BlobId;
+use hyphae_proto::frame::{AdapterInfo, FailureKind, ShardSpec, TaskFailure};
 use hyphae_shaders::ExecError;
 pub use imp::GpuExecutor;
+pub use shard::ShardCache;
 
-/// A task ready to run: the assignment with every blob resolved to its bytes.
+/// A task ready to run: the assignment with every blob it needs resolved to its bytes.
 #[derive(Debug, Clone)]
-pub struct PreparedTask {
+pub enum PreparedTask {
+    Kernel(KernelTask),
+    Shard(ShardTask),
+}
+
+#[derive(Debug, Clone)]
+pub struct KernelTask {
     pub shader: String,
     pub entry_point: String,
     pub workgroups: [u32; 3],
@@ -28,7 +37,24 @@ pub struct PreparedBinding {
     pub size: u64,
 }
 
-impl PreparedTask {
+/// A batch through one model shard.
+#[derive(Debug, Clone)]
+pub struct ShardTask {
+    /// The model's `config.json`.
+    pub config: String,
+    pub spec: ShardSpec,
+    pub weights: BlobId,
+    /// The weights' safetensors bytes; `None` when the executor said it holds them already.
+    pub weights_bytes: Option<Vec<u8>>,
+    pub batch: u32,
+    pub seq: u32,
+    pub mask: Vec<u32>,
+    /// Little-endian token ids (first shard) or hidden states.
+    pub input: Vec<u8>,
+    pub output_size: u64,
+}
+
+impl KernelTask {
     pub fn launch(&self) -> hyphae_shaders::Launch<'_> {
         hyphae_shaders::Launch {
             shader: &self.shader,
@@ -50,10 +76,13 @@ impl PreparedTask {
     }
 }
 
-/// Something that runs tasks: returns the `read_write` buffers in binding order.
+/// Something that runs tasks: returns the outputs in binding order (kernels: the `read_write`
+/// buffers; shards: the one output).
 #[allow(async_fn_in_trait)] // Used generically, never as `dyn`; wasm futures are not `Send`.
 pub trait Execute {
     fn adapter(&self) -> AdapterInfo;
+    /// Whether the shard weights `id` are loaded on the GPU already (then they are not fetched).
+    fn holds(&self, id: &BlobId) -> bool;
     async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure>;
 }
 

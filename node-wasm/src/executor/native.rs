@@ -6,16 +6,18 @@ use std::sync::mpsc;
 use std::thread;
 
 use futures::channel::oneshot;
+use hyphae_proto::BlobId;
 use hyphae_proto::frame::{AdapterInfo, FailureKind, TaskFailure};
 use hyphae_shaders::{ExecError, Gpu};
 
-use super::{Execute, PreparedTask, failure, failure_of};
+use super::{Execute, PreparedTask, ShardCache, failure, failure_of};
 
-type Job = (PreparedTask, oneshot::Sender<Result<Vec<Vec<u8>>, ExecError>>);
+type Job = (PreparedTask, oneshot::Sender<Result<Vec<Vec<u8>>, TaskFailure>>);
 
 pub struct GpuExecutor {
     adapter: AdapterInfo,
     jobs: mpsc::Sender<Job>,
+    shards: ShardCache,
 }
 
 impl GpuExecutor {
@@ -27,17 +29,24 @@ impl GpuExecutor {
 
     pub fn with_gpu(gpu: Arc<Gpu>) -> GpuExecutor {
         let adapter = gpu.adapter_info();
+        let shards = ShardCache::default();
         let (jobs, queue) = mpsc::channel::<Job>();
+        let cache = shards.clone();
         thread::Builder::new()
             .name("gpu".into())
             .spawn(move || {
                 for (task, answer) in queue {
-                    let result = pollster::block_on(gpu.run(&task.launch()));
+                    let result = match task {
+                        PreparedTask::Kernel(kernel) => {
+                            pollster::block_on(gpu.run(&kernel.launch())).map_err(|e: ExecError| failure_of(&e))
+                        }
+                        PreparedTask::Shard(shard) => pollster::block_on(cache.run(&gpu, shard)),
+                    };
                     let _ = answer.send(result);
                 }
             })
             .expect("spawning the GPU thread");
-        GpuExecutor { adapter, jobs }
+        GpuExecutor { adapter, jobs, shards }
     }
 }
 
@@ -46,13 +55,13 @@ impl Execute for GpuExecutor {
         self.adapter.clone()
     }
 
+    fn holds(&self, id: &BlobId) -> bool {
+        self.shards.holds(id)
+    }
+
     async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure> {
         let (answer, result) = oneshot::channel();
         self.jobs.send((task, answer)).map_err(|_| failure(FailureKind::Device, "the GPU thread has stopped"))?;
-        match result.await {
-            Ok(Ok(outputs)) => Ok(outputs),
-            Ok(Err(e)) => Err(failure_of(&e)),
-            Err(_) => Err(failure(FailureKind::Device, "the GPU thread panicked")),
-        }
+        result.await.unwrap_or_else(|_| Err(failure(FailureKind::Device, "the GPU thread panicked")))
     }
 }

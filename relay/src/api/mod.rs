@@ -7,6 +7,7 @@ mod blobs;
 pub mod error;
 pub mod extract;
 mod jobs;
+mod openai;
 mod receipts;
 mod relay;
 mod workers;
@@ -26,6 +27,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/workers/ws", get(crate::ws::upgrade))
         .route("/v1/blobs", post(blobs::upload))
         .route("/v1/blobs/{id}", get(blobs::download))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::status))
         .route("/v1/jobs/{id}/results", get(jobs::results))

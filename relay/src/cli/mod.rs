@@ -3,6 +3,7 @@
 
 mod job;
 mod keys;
+mod model;
 mod receipt;
 
 use std::net::SocketAddr;
@@ -28,6 +29,9 @@ pub enum Command {
     /// Manage API keys (needs the data directory; stop the relay first).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Manage the models served at /v1/embeddings (needs the data directory; stop the relay first).
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Submit jobs and read their results from a running relay.
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -62,6 +66,10 @@ pub struct ServeArgs {
     /// Directory of the static site served at `/`.
     #[arg(long)]
     pub site: Option<PathBuf>,
+    /// Independent workers that must agree on each model shard before its activations move on.
+    /// 1 trusts a single worker: for a grid of your own machines, never an open one.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub model_redundancy: u32,
 }
 
 impl Config {
@@ -77,6 +85,7 @@ impl Config {
         config.scheduler.max_in_flight = args.max_in_flight.max(1);
         config.heartbeat = Duration::from_secs(args.heartbeat.max(1));
         config.site_dir = args.site.clone();
+        config.embeddings.redundancy = args.model_redundancy;
         config
     }
 }
@@ -86,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Serve(serve) => runtime.block_on(crate::serve(Config::from_args(&serve))).map(|()| ExitCode::SUCCESS),
         Command::Keys(cmd) => runtime.block_on(keys::run(cmd)),
+        Command::Model(cmd) => runtime.block_on(model::run(cmd)),
         Command::Job(cmd) => runtime.block_on(job::run(cmd)),
         Command::Receipt(cmd) => receipt::run(cmd),
     }

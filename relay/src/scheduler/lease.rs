@@ -11,6 +11,7 @@ use hyphae_proto::{Address, LeaseId, TaskId};
 pub struct Lease {
     pub task: TaskId,
     pub worker: Address,
+    pub issued: Instant,
     pub deadline: Instant,
 }
 
@@ -40,6 +41,11 @@ impl Leases {
     pub fn take_expired(&mut self, now: Instant) -> Vec<(LeaseId, Lease)> {
         let expired: Vec<LeaseId> = self.live.iter().filter(|(_, l)| l.deadline <= now).map(|(&id, _)| id).collect();
         expired.into_iter().filter_map(|id| self.live.remove(&id).map(|l| (id, l))).collect()
+    }
+
+    /// The oldest live lease matching `pred`.
+    pub fn oldest_where(&self, mut pred: impl FnMut(&Lease) -> bool) -> Option<&Lease> {
+        self.live.values().filter(|l| pred(l)).min_by_key(|l| l.issued)
     }
 
     /// Removes and returns every lease matching `pred`.

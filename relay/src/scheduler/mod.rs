@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use hyphae_proto::api::{
     Earner, JobInfo, JobStatus, JobSummary, OutputData, Stats, TaskCounts, WorkerCounts, WorkerInfo,
 };
-use hyphae_proto::frame::{Access, Hello, Platform, TaskFailure, TaskOutput, ToWorker};
+use hyphae_proto::frame::{Hello, Platform, TaskFailure, TaskOutput, ToWorker};
 use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskId};
 use hyphae_shaders::EntryPointInfo;
@@ -33,7 +33,7 @@ pub use state::{Dispatch, Outbound};
 use crate::job::ValidatedJob;
 use crate::metrics::Metrics;
 use crate::signer::Signer;
-use crate::store::records::{JobRecord, Outcome, ResultRecord, TaskRecord};
+use crate::store::records::{JobRecord, JobWork, Outcome, ResultRecord, TaskRecord};
 use crate::store::{Batch, Op, Store, StoreError};
 use crate::verify::quorum::{self, Decision};
 use crate::verify::tolerance;
@@ -46,11 +46,18 @@ pub struct SchedulerConfig {
     /// Failure reports (not wrong answers) from distinct workers after which a task fails. Two
     /// independent workers that cannot run a task mean the task is at fault, not a worker.
     pub max_failures: usize,
+    /// How old a lease gets before an idle worker is given an extra replica of its task.
+    pub hedge_after: Duration,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig { lease_timeout: Duration::from_secs(60), max_in_flight: 4, max_failures: 2 }
+        SchedulerConfig {
+            lease_timeout: Duration::from_secs(60),
+            max_in_flight: 4,
+            max_failures: 2,
+            hedge_after: Duration::from_secs(2),
+        }
     }
 }
 
@@ -124,7 +131,13 @@ impl Scheduler {
                 }
                 record.completed = completed;
                 record.failed = failed;
-                if failed == 0 && !pending.is_empty() {
+                // A shard job belongs to an embeddings request that died with the relay.
+                let orphan = matches!(record.work, JobWork::Shard { .. }) && !pending.is_empty();
+                if orphan {
+                    record.failed += pending.len() as u32;
+                    record.error = Some("the relay restarted; the request that made this job is gone".into());
+                }
+                if failed == 0 && !orphan && !pending.is_empty() {
                     self.transition(|state| state.counters.tasks_verified += u64::from(completed));
                     record.status = JobStatus::Queued;
                     record.started_at = None;
@@ -133,7 +146,7 @@ impl Scheduler {
                     self.transition(|state| state.add_job(job, pending, now));
                     continue;
                 }
-                record.status = if failed == 0 { JobStatus::Completed } else { JobStatus::Failed };
+                record.status = if record.failed == 0 { JobStatus::Completed } else { JobStatus::Failed };
                 record.finished_at = Some(crate::unix_ms());
                 let mut batch = Batch::new();
                 batch.push(Op::PutJob(Box::new(record.clone())));
@@ -168,10 +181,7 @@ impl Scheduler {
         let record = JobRecord {
             id,
             owner,
-            shader: job.shader,
-            entry_point: job.entry.name,
-            workgroup_size: job.entry.workgroup_size,
-            workgroup_storage: job.entry.workgroup_storage,
+            work: job.work,
             redundancy: job.redundancy,
             tolerance: job.tolerance,
             credits_per_task: job.credits_per_task,
@@ -212,9 +222,25 @@ impl Scheduler {
             adapter: hello.adapter.clone(),
             agent: hello.agent.clone(),
             connected_at: crate::unix_ms(),
+            warm: Default::default(),
+            shards: Default::default(),
         };
         self.transition(|state| state.add_worker(hello.worker, worker, Instant::now()));
         (conn, max_in_flight, rx)
+    }
+
+    /// Resolves with the job's final record once it finishes. Call before submitting the job.
+    pub fn watch(&self, job: JobId) -> tokio::sync::oneshot::Receiver<JobRecord> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.transition(|state| state.watchers.entry(job).or_default().push(tx));
+        rx
+    }
+
+    fn notify(&self, record: &JobRecord) {
+        let watchers = self.transition(|state| state.watchers.remove(&record.id));
+        for tx in watchers.into_iter().flatten() {
+            let _ = tx.send(record.clone());
+        }
     }
 
     pub fn disconnect(&self, worker: Address, conn: u64) {
@@ -252,35 +278,51 @@ impl Scheduler {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
-            let expired = self.transition(|state| state.expire(Instant::now()));
+            let hedge_after = self.config.hedge_after;
+            let expired = self.transition(|state| {
+                let now = Instant::now();
+                let expired = state.expire(now);
+                state.hedge(now, hedge_after, |redundancy| quorum::Rule::for_redundancy(redundancy).max_replicas);
+                expired
+            });
             if expired > 0 {
                 self.metrics.leases_expired.inc_by(expired as u64);
             }
         }
     }
 
-    async fn evaluate(&self, evaluate: ToEvaluate) {
-        let ToEvaluate { task, job, spec, results } = evaluate;
-        let dtypes: Vec<_> = spec.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.dtype).collect();
-        let rule = quorum::Rule::for_redundancy(job.redundancy);
-        let decision = quorum::decide(results.len(), rule, |i, j| match (&results[i].outputs, &results[j].outputs) {
-            (Some(a), Some(b)) => tolerance::outputs_match(a, b, &dtypes, &job.tolerance),
-            _ => false,
-        });
-        match decision {
-            Decision::OneMore => {
-                tracing::info!(%task, replicas = results.len(), "replicas disagree; asking one more worker");
-                self.transition(|state| state.one_more(task, results, Instant::now()));
-            }
-            Decision::Fail { reason } => {
-                let rejected: Vec<Address> = results.iter().map(|r| r.worker).collect();
-                let elapsed_s = self.started.elapsed().as_secs();
-                self.transition(|state| state.record_verdicts(&[], &rejected, elapsed_s));
-                self.metrics.results_rejected.inc_by(rejected.len() as u64);
-                self.fail(task, reason).await;
-            }
-            Decision::Accept { canonical, agreeing } => {
-                self.accept(task, &job, &spec, results, canonical, agreeing).await;
+    async fn evaluate(&self, mut evaluate: ToEvaluate) {
+        loop {
+            let ToEvaluate { task, job, spec, results } = evaluate;
+            let dtypes: Vec<_> = spec.outputs().into_iter().map(|(_, dtype, _)| dtype).collect();
+            let rule = quorum::Rule::for_redundancy(job.redundancy);
+            let decision =
+                quorum::decide(results.len(), rule, |i, j| match (&results[i].outputs, &results[j].outputs) {
+                    (Some(a), Some(b)) => tolerance::outputs_match(a, b, &dtypes, &job.tolerance),
+                    _ => false,
+                });
+            let (workers, fail) = match decision {
+                Decision::Accept { canonical, agreeing } => {
+                    self.accept(task, &job, &spec, results, canonical, agreeing).await;
+                    return;
+                }
+                Decision::OneMore => (Vec::new(), None),
+                Decision::Fail { reason } => (results.iter().map(|r| r.worker).collect::<Vec<_>>(), Some(reason)),
+            };
+            let replicas = results.len();
+            match self.transition(|state| state.reconsider(task, results, fail, Instant::now())) {
+                state::Next::Wait => {
+                    tracing::info!(%task, replicas, "no quorum yet; waiting for more replicas");
+                    return;
+                }
+                state::Next::Evaluate(next) => evaluate = next,
+                state::Next::Fail(reason) => {
+                    let elapsed_s = self.started.elapsed().as_secs();
+                    self.transition(|state| state.record_verdicts(&[], &workers, elapsed_s));
+                    self.metrics.results_rejected.inc_by(workers.len() as u64);
+                    self.fail(task, reason).await;
+                    return;
+                }
             }
         }
     }
@@ -297,11 +339,10 @@ impl Scheduler {
         let data = results[canonical].outputs.clone().expect("accepted results have outputs");
         let output_sha256 = hyphae_proto::frame::outputs_sha256(data.iter().map(|o| o.0.as_slice()));
         let outputs: Vec<OutputData> = spec
-            .bindings
-            .iter()
-            .filter(|b| b.access == Access::ReadWrite)
+            .outputs()
+            .into_iter()
             .zip(data)
-            .map(|(b, data)| OutputData { binding: b.binding, dtype: b.dtype, data })
+            .map(|((binding, dtype, _), data)| OutputData { binding, dtype, data })
             .collect();
         let issued_at = crate::unix_ms() / 1000;
         let receipts: Vec<SignedReceipt> = agreeing
@@ -353,7 +394,7 @@ impl Scheduler {
             batch.push(Op::Credit { account, amount, tasks });
         }
 
-        self.transition(|state| state.begin_settling(task));
+        self.transition(|state| state.begin_settling(task, Instant::now()));
         let committed = self.store.commit(batch).await;
         let now = Instant::now();
         if let Err(e) = committed {
@@ -400,21 +441,25 @@ impl Scheduler {
         let record =
             self.transition(|state| state.fail_job(task.job, format!("task {task}: {reason}"), Instant::now()));
         self.metrics.tasks_failed.inc();
-        if let Some(record) = record {
-            batch.push(Op::PutJob(Box::new(record)));
+        if let Some(record) = &record {
+            batch.push(Op::PutJob(Box::new(record.clone())));
         }
         if let Err(e) = self.store.commit(batch).await {
             tracing::error!(%task, error = %e, "could not record a task failure");
+        }
+        if let Some(record) = &record {
+            self.notify(record);
         }
     }
 
     async fn finish(&self, record: JobRecord) {
         let id = record.id;
         let mut batch = Batch::new();
-        batch.push(Op::PutJob(Box::new(record)));
+        batch.push(Op::PutJob(Box::new(record.clone())));
         if let Err(e) = self.store.commit(batch).await {
             tracing::error!(job = %id, error = %e, "could not record a finished job");
         }
+        self.notify(&record);
     }
 
     /// The job's live status, or its stored one once it left the scheduler.
@@ -465,6 +510,7 @@ impl Scheduler {
                     accepted: rep.accepted,
                     rejected: rep.rejected,
                     consecutive_valid: rep.consecutive_valid,
+                    shards: w.shards.iter().map(|(model, i, n)| format!("{model} {}/{n}", i + 1)).collect(),
                 }
             })
             .collect();
@@ -551,6 +597,7 @@ impl Scheduler {
             rejected_history,
             recent_jobs,
             top_beneficiaries: earners,
+            models: Default::default(),
         }
     }
 
@@ -560,15 +607,19 @@ impl Scheduler {
 }
 
 fn shared_of(record: &JobRecord) -> Arc<JobShared> {
+    let entry = match &record.work {
+        JobWork::Kernel { entry_point, workgroup_size, workgroup_storage, .. } => Some(EntryPointInfo {
+            name: entry_point.clone(),
+            stage: "compute".into(),
+            workgroup_size: *workgroup_size,
+            workgroup_storage: *workgroup_storage,
+        }),
+        JobWork::Shard { .. } => None,
+    };
     Arc::new(JobShared {
         id: record.id,
-        shader: record.shader.clone(),
-        entry: EntryPointInfo {
-            name: record.entry_point.clone(),
-            stage: "compute".into(),
-            workgroup_size: record.workgroup_size,
-            workgroup_storage: record.workgroup_storage,
-        },
+        work: record.work.clone(),
+        entry,
         tolerance: record.tolerance,
         redundancy: record.redundancy,
         credits_per_task: record.credits_per_task,
@@ -578,7 +629,7 @@ fn shared_of(record: &JobRecord) -> Arc<JobShared> {
 fn info_of(record: &JobRecord, tasks: TaskCounts) -> JobInfo {
     JobInfo {
         id: record.id,
-        kind: "wgsl".into(),
+        kind: record.work.kind().into(),
         status: record.status,
         tasks,
         redundancy: record.redundancy,
@@ -601,9 +652,9 @@ fn shaped_outputs(
     let spec = &state.tasks.get(&task)?.spec;
     let mut given = given.into_iter();
     let mut outputs = Vec::new();
-    for binding in spec.bindings.iter().filter(|b| b.access == Access::ReadWrite) {
+    for (binding, _, size) in spec.outputs() {
         let o = given.next()?;
-        if o.binding != binding.binding || o.data.0.len() as u64 != binding.size {
+        if o.binding != binding || o.data.0.len() as u64 != size {
             return None;
         }
         outputs.push(o.data);
@@ -643,7 +694,12 @@ mod tests {
         let mut batch = Batch::new();
         for (id, settled) in [(done, 2), (half, 1)] {
             batch.push(Op::PutJob(Box::new(JobRecord::for_test(id, 2, 2))));
-            let tasks = (0..2).map(|index| Arc::new(TaskRecord { index, workgroups: [1, 1, 1], bindings: Vec::new() }));
+            let tasks = (0..2).map(|index| {
+                Arc::new(TaskRecord {
+                    index,
+                    body: crate::store::records::TaskBody::Kernel { workgroups: [1, 1, 1], bindings: Vec::new() },
+                })
+            });
             batch.push(Op::PutTasks { job: id, tasks: tasks.collect() });
             for index in 0..settled {
                 batch.push(Op::PutResult { task: TaskId { job: id, index }, result: Box::new(result()) });

@@ -10,6 +10,17 @@ use hyphae_proto::TaskId;
 /// How far down the queue a worker looks for a task it may take. Entries it skips are tasks it
 /// already holds or returned; a bounded scan keeps one dispatch O(1) however long the backlog.
 const SCAN: usize = 1024;
+/// How far past the first task it may take a worker looks for one it is better placed for.
+const PREFERENCE_LOOKAHEAD: usize = 32;
+
+/// How well a worker fits a queued task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    No,
+    Yes,
+    /// It can take it and holds its weights already.
+    Preferred,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
@@ -36,22 +47,30 @@ impl Queue {
         self.entries.is_empty()
     }
 
-    /// Removes and returns the first entry `eligible` accepts. `eligible` returns `None` for an
-    /// entry whose task no longer exists; such entries are dropped on the way.
-    pub fn take_first(&mut self, mut eligible: impl FnMut(&TaskId) -> Option<bool>) -> Option<Entry> {
+    /// Removes and returns the first entry `fit` accepts, or better, within a short look-ahead,
+    /// the first it prefers (a shard whose weights the worker already holds). `fit` returns `None`
+    /// for an entry whose task no longer exists; such entries are dropped on the way.
+    pub fn take_best(&mut self, mut fit: impl FnMut(&TaskId) -> Option<Fit>) -> Option<Entry> {
         let mut i = 0;
         let mut scanned = 0;
+        let mut first = None;
         while i < self.entries.len() && scanned < SCAN {
             scanned += 1;
-            match eligible(&self.entries[i].task) {
+            match fit(&self.entries[i].task) {
                 None => {
                     self.entries.remove(i);
+                    continue;
                 }
-                Some(true) => return self.entries.remove(i),
-                Some(false) => i += 1,
+                Some(Fit::Preferred) => return self.entries.remove(i),
+                Some(Fit::Yes) if first.is_none() => first = Some(i),
+                Some(_) => {}
             }
+            if first.is_some_and(|f| i >= f + PREFERENCE_LOOKAHEAD) {
+                break;
+            }
+            i += 1;
         }
-        None
+        first.and_then(|f| self.entries.remove(f))
     }
 
     /// Drops every entry of tasks `gone` says are gone.
@@ -77,10 +96,10 @@ mod tests {
         for i in 0..3 {
             q.push_back(t(i), now);
         }
-        let taken = q.take_first(|task| Some(task.index != 0)).unwrap();
+        let taken = q.take_best(|task| Some(if task.index != 0 { Fit::Yes } else { Fit::No })).unwrap();
         assert_eq!(taken.task, t(1));
-        assert_eq!(q.take_first(|_| Some(true)).unwrap().task, t(0));
-        assert_eq!(q.take_first(|_| Some(true)).unwrap().task, t(2));
+        assert_eq!(q.take_best(|_| Some(Fit::Yes)).unwrap().task, t(0));
+        assert_eq!(q.take_best(|_| Some(Fit::Yes)).unwrap().task, t(2));
     }
 
     #[test]
@@ -89,8 +108,20 @@ mod tests {
         let mut q = Queue::default();
         q.push_back(t(0), now);
         q.push_back(t(1), now);
-        let taken = q.take_first(|task| if task.index == 0 { None } else { Some(true) }).unwrap();
+        let taken = q.take_best(|task| if task.index == 0 { None } else { Some(Fit::Yes) }).unwrap();
         assert_eq!(taken.task, t(1));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_worker_takes_a_task_it_is_warm_for_over_an_earlier_one() {
+        let now = Instant::now();
+        let mut q = Queue::default();
+        for i in 0..4 {
+            q.push_back(t(i), now);
+        }
+        let taken = q.take_best(|task| Some(if task.index == 2 { Fit::Preferred } else { Fit::Yes })).unwrap();
+        assert_eq!(taken.task, t(2));
+        assert_eq!(q.take_best(|_| Some(Fit::Yes)).unwrap().task, t(0));
     }
 }

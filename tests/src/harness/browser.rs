@@ -47,7 +47,7 @@ impl Browser {
         let modules = std::env::var("HYPHAE_NODE_MODULES").unwrap_or_else(|_| {
             panic!("HYPHAE_NODE_MODULES is not set: run the browser tests through `cargo xtask test`")
         });
-        let driver = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser").join("driver.mjs");
+        let driver = super::crate_dir().join("browser").join("driver.mjs");
         let mut child = Command::new("node")
             .arg(driver)
             .env("HYPHAE_NODE_MODULES", modules)

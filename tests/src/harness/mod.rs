@@ -39,6 +39,12 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// This crate's directory (its test data, the browser driver), looked up when the test runs:
+/// build caches are shared between clones, so a test binary may have been built in another one.
+pub fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 /// Logs from in-process code (relay library, workers) go to the test's output.
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()

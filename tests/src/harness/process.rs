@@ -40,6 +40,24 @@ impl RelayProcess {
         relay
     }
 
+    /// A relay in a fresh data directory serving all-MiniLM-L6-v2 (from the wheel `cargo xtask
+    /// test` names in `HYPHAE_MINILM_WHEEL`), planned into `shards` shards.
+    pub fn start_with_model(shards: u32, args: &[&str]) -> RelayProcess {
+        let wheel = std::env::var("HYPHAE_MINILM_WHEEL").unwrap_or_else(|_| {
+            panic!("HYPHAE_MINILM_WHEEL is not set: run the model tests through `cargo xtask test`")
+        });
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let output = Command::new(bin("hyphae"))
+            .args(["model", "add", &wheel, "--name", "all-MiniLM-L6-v2", "--shards", &shards.to_string(), "--data"])
+            .arg(dir.path())
+            .output()
+            .expect("running hyphae model add");
+        assert!(output.status.success(), "hyphae model add failed: {}", String::from_utf8_lossy(&output.stderr));
+        let mut relay = RelayProcess::start_in(dir.path(), args);
+        relay._dir = Some(dir);
+        relay
+    }
+
     /// A relay on `data`, creating its API key first.
     pub fn start_in(data: &Path, args: &[&str]) -> RelayProcess {
         let output = Command::new(bin("hyphae"))

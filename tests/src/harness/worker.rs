@@ -21,6 +21,10 @@ impl Execute for Lying {
         self.0.adapter()
     }
 
+    fn holds(&self, id: &hyphae_proto::BlobId) -> bool {
+        self.0.holds(id)
+    }
+
     async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure> {
         let mut outputs = self.0.execute(task).await?;
         for output in &mut outputs {

@@ -1,0 +1,392 @@
+//! The embeddings service behind `POST /v1/embeddings`: tokenizes inputs on the relay, gathers
+//! concurrent requests into batches, and runs each batch through the model's shards as a chain of
+//! ordinary jobs — one single-task job per shard, each verified (redundancy, tolerance) like any
+//! task before its activations feed the next shard. Workers are paid per verified shard: one
+//! credit per GFLOP of the shard's work.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyphae_proto::api::{JobStatus, Tolerance};
+use hyphae_proto::frame::Source;
+use hyphae_proto::tensor::{Bytes, f32s, to_bytes};
+use hyphae_proto::{Credits, JobId, TaskId};
+use hyphae_shaders::model::{BertConfig, ShardPlan, shard_flops};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::ModelError;
+use super::tokenizer::TextTokenizer;
+use crate::job::ValidatedJob;
+use crate::scheduler::Scheduler;
+use crate::store::Store;
+use crate::store::records::{JobWork, ModelRecord, TaskBody, TaskRecord};
+
+#[derive(Debug, Clone)]
+pub struct EmbeddingConfig {
+    /// Most inputs in one request.
+    pub max_inputs: usize,
+    /// Longest input accepted, in tokens before truncation to the model's `max_seq_length`.
+    pub max_input_tokens: usize,
+    /// Most sequences in one batch.
+    pub max_batch: usize,
+    /// Most tokens in one batch, padding included: long sequences go in smaller batches.
+    pub max_batch_tokens: usize,
+    /// How long the first request of a batch waits for others to join it.
+    pub batch_window: Duration,
+    /// Batches in flight through the pipeline at once, per model.
+    pub max_in_flight: usize,
+    pub redundancy: u32,
+    /// How far replicas' activations may differ and still agree.
+    pub tolerance: Tolerance,
+    /// How long a request may wait for the grid before it is answered 503.
+    pub timeout: Duration,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            max_inputs: 256,
+            max_input_tokens: 8192,
+            max_batch: 32,
+            max_batch_tokens: 4096,
+            batch_window: Duration::from_millis(10),
+            max_in_flight: 8,
+            redundancy: 2,
+            tolerance: Tolerance { rel: 1e-3, abs: 1e-4 },
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EmbeddingError {
+    #[error("the model `{0}` does not exist")]
+    UnknownModel(String),
+    #[error("{message}")]
+    Invalid { message: String, param: Option<&'static str> },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ModelError> for EmbeddingError {
+    fn from(e: ModelError) -> EmbeddingError {
+        match e {
+            ModelError::Invalid(message) => EmbeddingError::Invalid { message, param: Some("input") },
+            ModelError::Io(message) => EmbeddingError::Internal(message),
+        }
+    }
+}
+
+/// Embeddings of one request, in input order, and the tokens they took.
+#[derive(Debug)]
+pub struct Embedded {
+    pub model: String,
+    pub vectors: Vec<Vec<f32>>,
+    pub tokens: usize,
+}
+
+/// One input waiting for its embedding.
+struct Item {
+    ids: Vec<u32>,
+    reply: oneshot::Sender<Result<Vec<f32>, EmbeddingError>>,
+}
+
+struct Served {
+    record: ModelRecord,
+    config: BertConfig,
+    tokenizer: TextTokenizer,
+    queue: mpsc::UnboundedSender<Item>,
+}
+
+/// Counters for the dashboard.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub requests: u64,
+    pub inputs: u64,
+    /// Real (not padding) tokens embedded.
+    pub tokens: u64,
+    pub batches: u64,
+    /// (second since start, tokens embedded in it), newest last.
+    pub tokens_by_second: std::collections::VecDeque<(u64, u64)>,
+}
+
+pub struct EmbeddingService {
+    models: HashMap<String, Arc<Served>>,
+    started: Instant,
+    counters: Arc<Mutex<Counters>>,
+    config: EmbeddingConfig,
+}
+
+impl EmbeddingService {
+    /// Serves every model in the store, each with a batcher of its own.
+    pub fn start(
+        records: Vec<ModelRecord>,
+        scheduler: Arc<Scheduler>,
+        store: Arc<dyn Store>,
+        config: EmbeddingConfig,
+    ) -> Result<EmbeddingService, ModelError> {
+        let counters = Arc::new(Mutex::new(Counters::default()));
+        let started = Instant::now();
+        let mut models = HashMap::new();
+        for record in records {
+            let model_config = BertConfig::from_json(&record.config)
+                .map_err(|e| ModelError::Invalid(format!("{}: config.json: {e}", record.name)))?;
+            let tokenizer = TextTokenizer::new(&record.tokenizer, record.max_seq_length)?;
+            let (queue, incoming) = mpsc::unbounded_channel();
+            let served = Arc::new(Served { record, config: model_config, tokenizer, queue });
+            let pipeline = Pipeline {
+                model: served.clone(),
+                scheduler: scheduler.clone(),
+                store: store.clone(),
+                config: config.clone(),
+                counters: counters.clone(),
+                started,
+            };
+            tokio::spawn(pipeline.batch(incoming));
+            for name in std::iter::once(&served.record.name).chain(&served.record.aliases) {
+                models.insert(name.to_lowercase(), served.clone());
+            }
+        }
+        Ok(EmbeddingService { models, started, counters, config })
+    }
+
+    /// The models served, by their main name.
+    pub fn models(&self) -> Vec<&ModelRecord> {
+        let mut records: Vec<&ModelRecord> = self.models.values().map(|m| &m.record).collect();
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        records.dedup_by(|a, b| a.name == b.name);
+        records
+    }
+
+    pub fn counters(&self) -> (Counters, u64) {
+        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (counters, self.started.elapsed().as_secs())
+    }
+
+    /// Embeds `inputs` with `model`.
+    pub async fn embed(&self, model: &str, inputs: Vec<String>) -> Result<Embedded, EmbeddingError> {
+        let served =
+            self.models.get(&model.to_lowercase()).ok_or_else(|| EmbeddingError::UnknownModel(model.to_owned()))?;
+        if inputs.is_empty() {
+            return Err(EmbeddingError::Invalid { message: "input must not be empty".into(), param: Some("input") });
+        }
+        if inputs.len() > self.config.max_inputs {
+            return Err(EmbeddingError::Invalid {
+                message: format!("{} inputs; at most {} per request", inputs.len(), self.config.max_inputs),
+                param: Some("input"),
+            });
+        }
+        let mut waiting = Vec::with_capacity(inputs.len());
+        let mut tokens = 0;
+        let mut encoded = Vec::with_capacity(inputs.len());
+        for (i, text) in inputs.iter().enumerate() {
+            let t = served.tokenizer.encode(text)?;
+            if t.untruncated > self.config.max_input_tokens {
+                return Err(EmbeddingError::Invalid {
+                    message: format!(
+                        "input {i} is {} tokens long; this relay accepts at most {} tokens per input \
+                         (the model reads the first {})",
+                        t.untruncated, self.config.max_input_tokens, served.record.max_seq_length
+                    ),
+                    param: Some("input"),
+                });
+            }
+            tokens += t.ids.len();
+            encoded.push(t.ids);
+        }
+        for ids in encoded {
+            let (reply, answer) = oneshot::channel();
+            served
+                .queue
+                .send(Item { ids, reply })
+                .map_err(|_| EmbeddingError::Internal("the model's batcher has stopped".into()))?;
+            waiting.push(answer);
+        }
+        {
+            let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+            c.requests += 1;
+            c.inputs += inputs.len() as u64;
+        }
+        let all = futures::future::join_all(waiting);
+        let answers = tokio::time::timeout(self.config.timeout, all).await.map_err(|_| {
+            EmbeddingError::Unavailable(format!(
+                "the grid did not answer within {} s; are workers connected?",
+                self.config.timeout.as_secs()
+            ))
+        })?;
+        let vectors = answers
+            .into_iter()
+            .map(|a| a.map_err(|_| EmbeddingError::Internal("the batch was dropped".into()))?)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Embedded { model: served.record.name.clone(), vectors, tokens })
+    }
+}
+
+/// Runs one model's batches.
+struct Pipeline {
+    model: Arc<Served>,
+    scheduler: Arc<Scheduler>,
+    store: Arc<dyn Store>,
+    config: EmbeddingConfig,
+    counters: Arc<Mutex<Counters>>,
+    started: Instant,
+}
+
+impl Pipeline {
+    /// Gathers items into batches: the first waits `batch_window` for company, then the window's
+    /// items, shortest first (less padding), go out in batches of at most `max_batch` sequences
+    /// and `max_batch_tokens` padded tokens.
+    async fn batch(self, mut incoming: mpsc::UnboundedReceiver<Item>) {
+        let this = Arc::new(self);
+        let in_flight = Arc::new(Semaphore::new(this.config.max_in_flight));
+        while let Some(first) = incoming.recv().await {
+            let mut items = vec![first];
+            let deadline = tokio::time::Instant::now() + this.config.batch_window;
+            while let Ok(Some(item)) = tokio::time::timeout_at(deadline, incoming.recv()).await {
+                items.push(item);
+            }
+            items.sort_by_key(|i| i.ids.len());
+            while !items.is_empty() {
+                // Sorted by length, so the last item taken sets the batch's padded length.
+                let fits = items
+                    .iter()
+                    .enumerate()
+                    .take_while(|(n, i)| {
+                        *n < this.config.max_batch && (n + 1) * i.ids.len() <= this.config.max_batch_tokens
+                    })
+                    .count()
+                    .max(1);
+                let rest = items.split_off(fits);
+                let batch = std::mem::replace(&mut items, rest);
+                let permit = in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
+                let this = this.clone();
+                tokio::spawn(async move {
+                    this.run(batch).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    async fn run(&self, batch: Vec<Item>) {
+        let (ids, replies): (Vec<Vec<u32>>, Vec<_>) = batch.into_iter().map(|i| (i.ids, i.reply)).unzip();
+        match self.embed(&ids).await {
+            Ok(vectors) => {
+                let real: usize = ids.iter().map(Vec::len).sum();
+                self.count(real as u64);
+                for (reply, vector) in replies.into_iter().zip(vectors) {
+                    let _ = reply.send(Ok(vector));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(model = %self.model.record.name, error = %e, "embedding batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    fn count(&self, tokens: u64) {
+        let second = self.started.elapsed().as_secs();
+        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        c.tokens += tokens;
+        c.batches += 1;
+        match c.tokens_by_second.back_mut() {
+            Some((s, n)) if *s == second => *n += tokens,
+            _ => {
+                c.tokens_by_second.push_back((second, tokens));
+                while c.tokens_by_second.len() > 61 {
+                    c.tokens_by_second.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Runs one batch through every shard; returns one normalized embedding per sequence.
+    async fn embed(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        let model = &self.model;
+        let batch = ids.len() as u32;
+        let seq = ids.iter().map(Vec::len).max().unwrap_or(0).max(1) as u32;
+        let mut tokens = vec![0u32; (batch * seq) as usize];
+        let mut mask = vec![0u32; (batch * seq) as usize];
+        for (b, row) in ids.iter().enumerate() {
+            let at = b * seq as usize;
+            tokens[at..at + row.len()].copy_from_slice(row);
+            mask[at..at + row.len()].fill(1);
+        }
+        let mask = Bytes(to_bytes(&mask, u32::to_le_bytes));
+        let mut input = to_bytes(&tokens, u32::to_le_bytes);
+        let hidden = u64::from(model.config.hidden_size);
+        for shard in &model.record.shards {
+            let plan = ShardPlan {
+                index: shard.spec.index,
+                count: shard.spec.count,
+                layers: shard.spec.layers[0]..shard.spec.layers[1],
+                embeddings: shard.spec.embeddings,
+                pooling: shard.spec.pooling,
+            };
+            let rows = if shard.spec.pooling { u64::from(batch) } else { u64::from(batch * seq) };
+            let flops = shard_flops(&model.config, &plan, batch, seq);
+            let job = ValidatedJob {
+                work: JobWork::Shard {
+                    model: model.record.name.clone(),
+                    config: model.record.config.clone(),
+                    shard: shard.spec,
+                    weights: shard.weights,
+                    weights_size: shard.weights_size,
+                    largest_tensor: shard.largest_tensor,
+                },
+                redundancy: self.config.redundancy,
+                tolerance: self.config.tolerance,
+                // 1 credit = 1 GFLOP of verified work; a micro-credit is 1,000 FLOP.
+                credits_per_task: Credits::from_micros(flops / 1_000),
+                tasks: vec![TaskRecord {
+                    index: 0,
+                    body: TaskBody::Shard {
+                        batch,
+                        seq,
+                        mask: mask.clone(),
+                        input_size: input.len() as u64,
+                        input: Source::Inline(Bytes(std::mem::take(&mut input))),
+                        output_size: rows * hidden * 4,
+                    },
+                }],
+            };
+            let id = JobId(rand::random());
+            let finished = self.scheduler.watch(id);
+            self.scheduler
+                .submit(job, id, format!("embeddings:{}", model.record.name))
+                .await
+                .map_err(|e| EmbeddingError::Internal(e.to_string()))?;
+            let record = finished.await.map_err(|_| EmbeddingError::Internal("the scheduler dropped a job".into()))?;
+            if record.status != JobStatus::Completed {
+                return Err(EmbeddingError::Failed(format!(
+                    "shard {}/{} could not be verified: {}",
+                    shard.spec.index + 1,
+                    shard.spec.count,
+                    record.error.unwrap_or_default()
+                )));
+            }
+            let result = self
+                .store
+                .result(TaskId { job: id, index: 0 })
+                .map_err(|e| EmbeddingError::Internal(e.to_string()))?
+                .ok_or_else(|| EmbeddingError::Internal(format!("{id} completed without a result")))?;
+            input = result.outputs.into_iter().next().map(|o| o.data.0).unwrap_or_default();
+        }
+        let floats: Vec<f32> = f32s(&input).collect();
+        if floats.len() != (batch as usize) * hidden as usize {
+            return Err(EmbeddingError::Internal(format!(
+                "the last shard returned {} floats for {batch} sequences",
+                floats.len()
+            )));
+        }
+        Ok(floats.chunks(hidden as usize).map(<[f32]>::to_vec).collect())
+    }
+}
