@@ -237,10 +237,19 @@ struct Pipeline {
     started: Instant,
 }
 
+/// How many of the items (lengths sorted shortest first) go in the next batch: at most `rows`,
+/// and at most `max_tokens` once padded to the longest of them, but always at least one.
+fn next_batch(lengths: impl Iterator<Item = usize>, rows: usize, max_tokens: usize) -> usize {
+    // Sorted by length, so the last item taken sets the batch's padded length.
+    lengths.enumerate().take_while(|&(n, len)| n < rows && (n + 1) * len <= max_tokens).count().max(1)
+}
+
 impl Pipeline {
     /// Gathers items into batches: the first waits `batch_window` for company, then the window's
     /// items, shortest first (less padding), go out in batches of at most `max_batch` sequences
-    /// and `max_batch_tokens` padded tokens.
+    /// and `max_batch_tokens` padded tokens, and split further so that every group of
+    /// `redundancy` workers gets a batch of its own: one big batch would leave all but one group
+    /// idle while it crosses the shards one after another.
     async fn batch(self, mut incoming: mpsc::UnboundedReceiver<Item>) {
         let this = Arc::new(self);
         let in_flight = Arc::new(Semaphore::new(this.config.max_in_flight));
@@ -251,17 +260,12 @@ impl Pipeline {
                 items.push(item);
             }
             items.sort_by_key(|i| i.ids.len());
+            let lanes = (this.scheduler.worker_count() / this.config.redundancy.max(1) as usize)
+                .clamp(1, this.config.max_in_flight);
+            let rows = items.len().div_ceil(lanes).min(this.config.max_batch);
             while !items.is_empty() {
-                // Sorted by length, so the last item taken sets the batch's padded length.
-                let fits = items
-                    .iter()
-                    .enumerate()
-                    .take_while(|(n, i)| {
-                        *n < this.config.max_batch && (n + 1) * i.ids.len() <= this.config.max_batch_tokens
-                    })
-                    .count()
-                    .max(1);
-                let rest = items.split_off(fits);
+                let lengths = items.iter().map(|i| i.ids.len());
+                let rest = items.split_off(next_batch(lengths, rows, this.config.max_batch_tokens));
                 let batch = std::mem::replace(&mut items, rest);
                 let permit = in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
                 let this = this.clone();
@@ -388,5 +392,27 @@ impl Pipeline {
             )));
         }
         Ok(floats.chunks(hidden as usize).map(<[f32]>::to_vec).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_batch;
+
+    #[test]
+    fn batches_stop_at_their_row_limit() {
+        assert_eq!(next_batch([3, 4, 5, 6, 7].into_iter(), 2, 4096), 2);
+        assert_eq!(next_batch([3, 4, 5].into_iter(), 32, 4096), 3);
+    }
+
+    #[test]
+    fn batches_stop_before_padding_passes_the_token_budget() {
+        // 3 rows padded to 100 tokens fit in 300; a 4th of 120 would make 480.
+        assert_eq!(next_batch([10, 50, 100, 120].into_iter(), 32, 300), 3);
+    }
+
+    #[test]
+    fn an_input_longer_than_the_budget_still_goes_alone() {
+        assert_eq!(next_batch([512, 512].into_iter(), 32, 256), 1);
     }
 }

@@ -491,6 +491,11 @@ impl Scheduler {
         range.filter(|&index| state.tasks.get(&TaskId { job, index }).is_some_and(|t| t.started)).collect()
     }
 
+    /// Workers connected now.
+    pub fn worker_count(&self) -> usize {
+        self.lock().workers.len()
+    }
+
     pub fn workers(&self) -> Vec<WorkerInfo> {
         let state = self.lock();
         let mut workers: Vec<WorkerInfo> = state

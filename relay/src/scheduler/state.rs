@@ -143,6 +143,8 @@ pub struct TaskState {
     pub started: bool,
     /// Extra replicas given to idle workers because the task's first ones were slow.
     pub hedged: u32,
+    /// How long the first replica to come back took: what a straggler is measured against.
+    pub first_answer: Option<Duration>,
 }
 
 pub struct Worker {
@@ -311,6 +313,7 @@ impl State {
                     phase: Phase::Open,
                     started: false,
                     hedged: 0,
+                    first_answer: None,
                 },
             );
         }
@@ -443,7 +446,8 @@ impl State {
     }
 
     /// Ends a lease of `address`, returning its task if the lease was live and really theirs.
-    fn end_lease(&mut self, address: Address, lease: LeaseId) -> Option<TaskId> {
+    /// Ends a lease its worker answered; returns the task and when the lease was issued.
+    fn end_lease(&mut self, address: Address, lease: LeaseId) -> Option<(TaskId, Instant)> {
         if self.leases.get(lease)?.worker != address {
             tracing::warn!(worker = %address, %lease, "worker answered a lease it does not hold; ignored");
             return None;
@@ -452,7 +456,7 @@ impl State {
         if let Some(w) = self.workers.get_mut(&address) {
             w.in_flight = w.in_flight.saturating_sub(1);
         }
-        Some(l.task)
+        Some((l.task, l.issued))
     }
 
     /// Records a result. Returns the task to evaluate when it was the last replica outstanding.
@@ -463,11 +467,12 @@ impl State {
         outputs: Option<Vec<Bytes>>,
         now: Instant,
     ) -> Option<ToEvaluate> {
-        let task_id = self.end_lease(address, lease);
-        let evaluate = task_id.and_then(|id| {
+        let ended = self.end_lease(address, lease);
+        let evaluate = ended.and_then(|(id, issued)| {
             let beneficiary = self.workers.get(&address).map(|w| w.beneficiary)?;
             let task = self.tasks.get_mut(&id)?;
             task.in_flight -= 1;
+            task.first_answer.get_or_insert(now.saturating_duration_since(issued));
             task.results.push(Replica { worker: address, beneficiary, outputs });
             // Judged as soon as a quorum is possible, even with replicas still out: a slow
             // worker does not hold up a result its faster peers already agree on.
@@ -498,7 +503,7 @@ impl State {
         max_failures: usize,
         now: Instant,
     ) -> Option<(TaskId, String)> {
-        let id = self.end_lease(address, lease)?;
+        let (id, _) = self.end_lease(address, lease)?;
         let task = self.tasks.get_mut(&id)?;
         task.failures.push(format!("{address}: {:?}: {}", failure.kind, failure.message));
         if task.failures.len() >= max_failures {
@@ -537,10 +542,13 @@ impl State {
         Next::Wait
     }
 
-    /// Gives idle workers extra replicas of tasks whose oldest lease is older than `after`, so a
-    /// slow worker (a phone, a busy laptop) does not hold up results others could give. Only
-    /// workers with nothing else to do get them, so hedging costs no throughput.
+    /// Gives idle workers an extra replica of a task held up by a straggler, so a slow worker (a
+    /// phone, a busy laptop) does not hold up results others could give. A lease straggles when
+    /// it is older than `after` and than twice the time the task's first answer took; while no
+    /// replica has answered, the task's work may simply be long, so only once a quarter of the
+    /// lease timeout has passed. Only workers with nothing else to do get hedges.
     pub fn hedge(&mut self, now: Instant, after: Duration, max_replicas: impl Fn(u32) -> u32) {
+        let blind = after.max(self.lease_timeout / 4);
         let idle: Vec<Address> =
             self.workers.iter().filter(|(_, w)| w.in_flight < w.max_in_flight).map(|(&a, _)| a).collect();
         for address in idle {
@@ -550,14 +558,19 @@ impl State {
             let Some(limits) = self.workers.get(&address).map(|w| w.adapter.limits) else { continue };
             let tasks = &self.tasks;
             let candidate = self.leases.oldest_where(|l| {
-                now.saturating_duration_since(l.issued) >= after
-                    && tasks.get(&l.task).is_some_and(|t| {
-                        t.phase == Phase::Open
-                            && t.hedged == 0
-                            && t.target < max_replicas(t.job.redundancy)
-                            && !t.tried.contains(&address)
-                            && placement::fits(t.job.entry.as_ref(), &t.needs, &limits)
-                    })
+                let age = now.saturating_duration_since(l.issued);
+                tasks.get(&l.task).is_some_and(|t| {
+                    let straggling = match t.first_answer {
+                        Some(first) => age >= after.max(first * 2),
+                        None => age >= blind,
+                    };
+                    straggling
+                        && t.phase == Phase::Open
+                        && t.hedged == 0
+                        && t.target < max_replicas(t.job.redundancy)
+                        && !t.tried.contains(&address)
+                        && placement::fits(t.job.entry.as_ref(), &t.needs, &limits)
+                })
             });
             let Some(task) = candidate.map(|l| l.task) else { continue };
             let t = self.tasks.get_mut(&task).expect("checked above");
@@ -883,33 +896,54 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_replica_is_hedged_by_an_idle_worker_and_the_straggler_cancelled() {
+    fn a_replica_twice_as_slow_as_the_first_answer_is_hedged_and_cancelled_once_settled() {
         let now = Instant::now();
+        let at = |ms: u64| now + Duration::from_millis(ms);
         let mut state = State::new(Duration::from_secs(60));
-        let (slow, mut slow_rx) = worker(&mut state, 1, now);
-        let (active, tasks) = job(1, 1, 4);
+        let (active, tasks) = job(1, 2, 4);
         state.add_job(active, tasks, now);
-        let [(slow_lease, task)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
         let (fast, mut fast_rx) = worker(&mut state, 1, now);
-        assert!(leases(&mut fast_rx).is_empty());
+        let (slow, mut slow_rx) = worker(&mut state, 1, now);
+        let [(fast_lease, task)] = leases(&mut fast_rx)[..] else { panic!("expected one lease") };
+        let [(slow_lease, _)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
+        let (idle, mut idle_rx) = worker(&mut state, 1, now);
+        assert!(state.on_result(fast, fast_lease, Some(vec![Bytes(vec![0; 4])]), at(1500)).is_none());
 
-        // Not yet old enough: nothing happens.
-        state.hedge(now + Duration::from_secs(1), Duration::from_secs(2), |r| 2 * r + 1);
-        assert!(leases(&mut fast_rx).is_empty());
-        state.hedge(now + Duration::from_secs(3), Duration::from_secs(2), |r| 2 * r + 1);
-        let [(fast_lease, hedged)] = leases(&mut fast_rx)[..] else { panic!("the idle worker got no hedge") };
+        // Slower than the first answer, but not twice as slow: nothing happens.
+        state.hedge(at(2900), Duration::from_secs(2), |r| 2 * r + 1);
+        assert!(leases(&mut idle_rx).is_empty());
+        state.hedge(at(3100), Duration::from_secs(2), |r| 2 * r + 1);
+        let [(idle_lease, hedged)] = leases(&mut idle_rx)[..] else { panic!("the idle worker got no hedge") };
         assert_eq!(hedged, task);
 
-        // The fast answer settles the task at once; the straggler is told to stop.
-        let evaluate = state.on_result(fast, fast_lease, Some(vec![Bytes(vec![0; 4])]), now);
+        // The hedge's answer completes the quorum at once; the straggler is told to stop.
+        let evaluate = state.on_result(idle, idle_lease, Some(vec![Bytes(vec![0; 4])]), at(3500));
         assert!(evaluate.is_some(), "a quorum waited for the straggler");
-        state.begin_settling(task, now);
+        state.begin_settling(task, at(3500));
         let cancelled = slow_rx.try_recv().expect("the straggler is told");
         assert!(matches!(cancelled, Outbound::Frame(ToWorker::Cancel { lease }) if lease == slow_lease));
         assert_eq!(state.workers[&slow].in_flight, 0);
         // A task is hedged once at most.
-        state.hedge(now + Duration::from_secs(9), Duration::from_secs(2), |r| 2 * r + 1);
+        state.hedge(at(9000), Duration::from_secs(2), |r| 2 * r + 1);
         assert_eq!(state.tasks[&task].hedged, 1);
+    }
+
+    #[test]
+    fn long_work_nobody_has_answered_is_hedged_only_after_a_quarter_of_the_lease_timeout() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60));
+        let (_slow, mut slow_rx) = worker(&mut state, 1, now);
+        let (active, tasks) = job(1, 1, 4);
+        state.add_job(active, tasks, now);
+        let [(_, task)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
+        let (_idle, mut idle_rx) = worker(&mut state, 1, now);
+
+        // Model shards take seconds on a slow GPU; duplicating them would only slow the grid.
+        state.hedge(now + Duration::from_secs(10), Duration::from_secs(2), |r| 2 * r + 1);
+        assert!(leases(&mut idle_rx).is_empty());
+        state.hedge(now + Duration::from_secs(16), Duration::from_secs(2), |r| 2 * r + 1);
+        let [(_, hedged)] = leases(&mut idle_rx)[..] else { panic!("the idle worker got no hedge") };
+        assert_eq!(hedged, task);
     }
 
     #[test]
@@ -926,7 +960,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         let task = TaskId { job: JobId([1; 12]), index: 0 };
         // A hedge puts a third replica out.
-        state.hedge(now + Duration::from_secs(5), Duration::from_secs(2), |r| 2 * r + 1);
+        state.hedge(now + Duration::from_secs(16), Duration::from_secs(2), |r| 2 * r + 1);
         for (address, rx) in &mut workers {
             out.extend(leases(rx).into_iter().map(|(lease, _)| (*address, lease)));
         }

@@ -5,7 +5,9 @@
 //!   (`hyphae-node`, Vulkan on this machine's adapter), with clients posting
 //!   `/v1/embeddings` requests of one sentence each, `CONCURRENCY` at a time; embeddings/s over
 //!   the run and each request's latency (p50, p99). With shard redundancy 1 (throughput of the
-//!   pipeline itself) and 2 (the default: every shard checked by two workers);
+//!   pipeline itself) and 2 (the default: every shard checked by two workers). Lavapipe spreads
+//!   each worker over every core, so on a small machine workers share the same cores; rows
+//!   with `LP_NUM_THREADS=1` give each worker one core, as separate machines would have;
 //! - baselines in this process, same sentences, same batches: the same WGSL kernels chained on
 //!   one local GPU with no relay (the grid's ceiling on this machine), and the plain-Rust CPU
 //!   reference (one thread).
@@ -42,10 +44,17 @@ async fn bench() -> anyhow::Result<()> {
     let sentences: Vec<&str> = (0..REQUESTS).map(|i| corpus[i % corpus.len()].as_str()).collect();
 
     let mut rows = Vec::new();
-    for (workers, redundancy) in [(1, 1), (2, 1), (4, 1), (2, 2), (4, 2)] {
-        let run = grid(workers, redundancy, &sentences).await?;
-        eprintln!("{workers} worker(s), redundancy {redundancy}: {:.2} embeddings/s", run.rate);
-        rows.push((workers, redundancy, run));
+    let cores = std::thread::available_parallelism()?.get();
+    let mut setups = vec![(1, 1, false), (2, 1, false), (4, 1, false), (2, 2, false), (4, 2, false), (1, 1, true)];
+    setups.extend([2, 4].into_iter().filter(|&n| n <= cores).map(|n| (n, 1, true)));
+    for (workers, redundancy, one_core) in setups {
+        let run = grid(workers, redundancy, one_core, &sentences).await?;
+        let label = format!(
+            "grid, {workers} worker(s), redundancy {redundancy}{}",
+            if one_core { ", 1 core each" } else { "" }
+        );
+        eprintln!("{label}: {:.2} embeddings/s", run.rate);
+        rows.push((label, workers, run));
     }
     let local = in_process_gpu(&wheel, &sentences).await?;
     eprintln!("one process, local GPU: {local:.2} embeddings/s");
@@ -53,23 +62,18 @@ async fn bench() -> anyhow::Result<()> {
     let cpu = cpu_reference(&wheel, &sentences[..MAX_BATCH])?;
     eprintln!("one process, CPU reference: {cpu:.2} embeddings/s");
 
-    let cores = std::thread::available_parallelism()?.get();
     println!("\nmodel benchmark: all-MiniLM-L6-v2 in {SHARDS} shards, this machine: {cores} cores");
     println!("  {REQUESTS} requests of one sentence ({} distinct, 2–57 tokens), {CONCURRENCY} in flight", corpus.len());
-    println!("  {:<34} {:>12} {:>10} {:>10} {:>10}", "", "embeddings/s", "p50 ms", "p99 ms", "vs 1 worker");
-    let one = rows.first().map(|r| r.2.rate).unwrap_or(f64::NAN);
-    for (workers, redundancy, run) in &rows {
-        println!(
-            "  {:<34} {:>12.2} {:>10.0} {:>10.0} {:>10.2}x",
-            format!("grid, {workers} worker(s), redundancy {redundancy}"),
-            run.rate,
-            run.p50,
-            run.p99,
-            run.rate / one
-        );
+    println!("  {:<48} {:>12} {:>8} {:>8} {:>12}", "", "embeddings/s", "p50 ms", "p99 ms", "vs 1 worker");
+    let mut one = f64::NAN;
+    for (label, workers, run) in &rows {
+        if *workers == 1 {
+            one = run.rate;
+        }
+        println!("  {label:<48} {:>12.2} {:>8.0} {:>8.0} {:>11.2}x", run.rate, run.p50, run.p99, run.rate / one);
     }
-    println!("  {:<34} {:>12.2}", "one process, same kernels, no relay", local);
-    println!("  {:<34} {:>12.2}", "one process, CPU reference (1 thread)", cpu);
+    println!("  {:<48} {:>12.2}", "one process, same kernels, no relay", local);
+    println!("  {:<48} {:>12.2}", "one process, CPU reference (1 thread)", cpu);
     let best = rows.iter().map(|r| r.2.rate).fold(f64::NAN, f64::max);
     println!("  best grid / one process on the same kernels: {:.2}x", best / local);
     Ok(())
@@ -93,13 +97,15 @@ struct Run {
     p99: f64,
 }
 
-async fn grid(workers: usize, redundancy: u32, sentences: &[&str]) -> anyhow::Result<Run> {
+async fn grid(workers: usize, redundancy: u32, one_core: bool, sentences: &[&str]) -> anyhow::Result<Run> {
     let redundancy_arg = redundancy.to_string();
     let relay = RelayProcess::start_with_model(SHARDS, &["--model-redundancy", &redundancy_arg]);
     let client = Arc::new(Client::new(&relay.url, &relay.api_key));
     let dir = tempfile::tempdir()?;
-    let _nodes: Vec<NodeProcess> =
-        (0..workers).map(|i| NodeProcess::start(&relay, dir.path(), &format!("worker-{i}"), None)).collect();
+    let env: &[(&str, &str)] = if one_core { &[("LP_NUM_THREADS", "1")] } else { &[] };
+    let _nodes: Vec<NodeProcess> = (0..workers)
+        .map(|i| NodeProcess::start_with_env(&relay, dir.path(), &format!("worker-{i}"), None, env))
+        .collect();
     client.wait_for_workers(workers, Duration::from_secs(60)).await;
     // Warm-up: every worker fetches and uploads the shards it is given.
     drive(&client, &sentences[..WARMUP]).await?;

@@ -41,8 +41,13 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// This crate's directory (its test data, the browser driver), looked up when the test runs:
 /// build caches are shared between clones, so a test binary may have been built in another one.
+/// `cargo test` names it in `CARGO_MANIFEST_DIR`; a benchmark started by xtask inherits xtask's
+/// own, hence the check.
 pub fn crate_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.join("e2e").join("main.rs").is_file())
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
 
 /// Logs from in-process code (relay library, workers) go to the test's output.

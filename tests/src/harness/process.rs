@@ -154,6 +154,17 @@ impl NodeProcess {
     /// Starts `hyphae-node` against `relay`, with a key file `name.key` in `dir` (created on first
     /// start, so a restarted worker keeps its identity).
     pub fn start(relay: &RelayProcess, dir: &Path, name: &str, beneficiary: Option<Address>) -> NodeProcess {
+        NodeProcess::start_with_env(relay, dir, name, beneficiary, &[])
+    }
+
+    /// [`NodeProcess::start`] with extra environment variables (a driver's settings).
+    pub fn start_with_env(
+        relay: &RelayProcess,
+        dir: &Path,
+        name: &str,
+        beneficiary: Option<Address>,
+        env: &[(&str, &str)],
+    ) -> NodeProcess {
         let key_file = dir.join(format!("{name}.key"));
         let log = dir.join(format!("{name}.log"));
         let mut command = Command::new(bin("hyphae-node"));
@@ -163,6 +174,7 @@ impl NodeProcess {
         }
         let child = command
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().copied())
             .stdout(log_file(dir, &format!("{name}.log")))
             .stderr(log_file(dir, &format!("{name}.log")))
             .spawn()
