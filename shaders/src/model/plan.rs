@@ -84,16 +84,7 @@ mod tests {
     use crate::testsuite::model::{random_model, small_config};
 
     fn minilm() -> BertConfig {
-        BertConfig {
-            hidden_size: 384,
-            num_attention_heads: 12,
-            intermediate_size: 1536,
-            num_hidden_layers: 6,
-            vocab_size: 30522,
-            max_position_embeddings: 512,
-            type_vocab_size: 2,
-            layer_norm_eps: 1e-12,
-        }
+        BertConfig::from_json(crate::model::config::tests::MINILM).expect("MiniLM's config")
     }
 
     #[test]
