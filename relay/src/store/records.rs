@@ -189,20 +189,110 @@ pub struct ApiKeyRecord {
     pub created_at: u64,
 }
 
-/// Every record type, tagged with its format version.
+/// Every record, tagged with its format version: `V2` since jobs and tasks became kernel or
+/// model-shard work. A record type says how to read its `V1` form ([`Record::upgrade`]).
 #[derive(Serialize, Deserialize)]
-enum Versioned<T> {
-    V1(T),
+enum Versioned<T, Old> {
+    V1(Old),
+    V2(T),
 }
 
-pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    postcard::to_allocvec(&Versioned::V1(record)).expect("records always encode")
+/// A record type and its older on-disk forms.
+pub(crate) trait Record: Sized + Serialize + for<'de> Deserialize<'de> {
+    /// What format V1 wrote for this record.
+    type V1: for<'de> Deserialize<'de>;
+    fn upgrade(old: Self::V1) -> Self;
 }
 
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    match postcard::from_bytes::<Versioned<T>>(bytes) {
-        Ok(Versioned::V1(record)) => Ok(record),
+/// Records whose form has not changed since V1.
+macro_rules! unchanged_since_v1 {
+    ($($record:ty),*) => {$(
+        impl Record for $record {
+            type V1 = $record;
+            fn upgrade(old: $record) -> $record {
+                old
+            }
+        }
+    )*};
+}
+unchanged_since_v1!(ResultRecord, AccountRecord, ModelRecord, ApiKeyRecord);
+
+pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
+    postcard::to_allocvec(&Versioned::<&T, ()>::V2(record)).expect("records always encode")
+}
+
+pub(crate) fn decode<T: Record>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    match postcard::from_bytes::<Versioned<T, T::V1>>(bytes) {
+        Ok(Versioned::V2(record)) => Ok(record),
+        Ok(Versioned::V1(old)) => Ok(T::upgrade(old)),
         Err(e) => Err(StoreError::Corrupt { what, reason: e.to_string() }),
+    }
+}
+
+/// Format V1 of jobs and tasks: every job was a WGSL kernel.
+mod v1 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct JobRecord {
+        pub id: JobId,
+        pub owner: String,
+        pub shader: String,
+        pub entry_point: String,
+        pub workgroup_size: [u32; 3],
+        pub workgroup_storage: u64,
+        pub redundancy: u32,
+        pub tolerance: Tolerance,
+        pub credits_per_task: Credits,
+        pub task_count: u32,
+        pub status: JobStatus,
+        pub created_at: u64,
+        pub started_at: Option<u64>,
+        pub finished_at: Option<u64>,
+        pub completed: u32,
+        pub failed: u32,
+        pub error: Option<String>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct TaskRecord {
+        pub index: u32,
+        pub workgroups: [u32; 3],
+        pub bindings: Vec<TaskBinding>,
+    }
+}
+
+impl Record for JobRecord {
+    type V1 = v1::JobRecord;
+    fn upgrade(old: v1::JobRecord) -> JobRecord {
+        JobRecord {
+            id: old.id,
+            owner: old.owner,
+            work: JobWork::Kernel {
+                shader: old.shader,
+                entry_point: old.entry_point,
+                workgroup_size: old.workgroup_size,
+                workgroup_storage: old.workgroup_storage,
+            },
+            redundancy: old.redundancy,
+            tolerance: old.tolerance,
+            credits_per_task: old.credits_per_task,
+            task_count: old.task_count,
+            status: old.status,
+            created_at: old.created_at,
+            started_at: old.started_at,
+            finished_at: old.finished_at,
+            completed: old.completed,
+            failed: old.failed,
+            error: old.error,
+        }
+    }
+}
+
+impl Record for TaskRecord {
+    type V1 = v1::TaskRecord;
+    fn upgrade(old: v1::TaskRecord) -> TaskRecord {
+        TaskRecord { index: old.index, body: TaskBody::Kernel { workgroups: old.workgroups, bindings: old.bindings } }
     }
 }
 
@@ -213,4 +303,66 @@ pub(crate) fn encode_receipt(receipt: &SignedReceipt) -> Vec<u8> {
 
 pub(crate) fn decode_receipt(bytes: &[u8]) -> Result<SignedReceipt, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: "receipt", reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a relay before model shards wrote.
+    fn written_by_v1<T: Serialize>(old: &T) -> Vec<u8> {
+        postcard::to_allocvec(&Versioned::<(), &T>::V1(old)).unwrap()
+    }
+
+    #[test]
+    fn kernel_jobs_and_tasks_written_before_model_shards_still_read() {
+        let job = v1::JobRecord {
+            id: JobId([7; 12]),
+            owner: "alice".into(),
+            shader: "@compute @workgroup_size(64) fn main() {}".into(),
+            entry_point: "main".into(),
+            workgroup_size: [64, 1, 1],
+            workgroup_storage: 256,
+            redundancy: 2,
+            tolerance: Tolerance::default(),
+            credits_per_task: Credits::whole(1),
+            task_count: 3,
+            status: JobStatus::Running,
+            created_at: 1,
+            started_at: Some(2),
+            finished_at: None,
+            completed: 1,
+            failed: 0,
+            error: None,
+        };
+        let read: JobRecord = decode("job", &written_by_v1(&job)).unwrap();
+        assert_eq!(read.owner, "alice");
+        assert_eq!((read.task_count, read.completed, read.status), (3, 1, JobStatus::Running));
+        let JobWork::Kernel { entry_point, workgroup_size, workgroup_storage, .. } = &read.work else {
+            panic!("a V1 job is a kernel job: {read:?}")
+        };
+        assert_eq!((entry_point.as_str(), *workgroup_size, *workgroup_storage), ("main", [64, 1, 1], 256));
+        // Written back, it is V2 and reads the same.
+        assert_eq!(decode::<JobRecord>("job", &encode(&read)).unwrap(), read);
+
+        let binding = TaskBinding {
+            binding: 1,
+            dtype: Dtype::U32,
+            access: Access::ReadWrite,
+            source: Some(Source::Inline(Bytes(vec![1, 2, 3, 4]))),
+            size: 4,
+        };
+        let task = v1::TaskRecord { index: 2, workgroups: [4, 1, 1], bindings: vec![binding.clone()] };
+        let read: TaskRecord = decode("task", &written_by_v1(&task)).unwrap();
+        assert_eq!(
+            read,
+            TaskRecord { index: 2, body: TaskBody::Kernel { workgroups: [4, 1, 1], bindings: vec![binding] } }
+        );
+    }
+
+    #[test]
+    fn unreadable_records_are_reported_as_corrupt() {
+        let error = decode::<JobRecord>("job", &[9, 9, 9]).unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt { what: "job", .. }), "{error:?}");
+    }
 }

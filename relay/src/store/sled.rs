@@ -75,18 +75,14 @@ impl SledStore {
         Ok(SledStore { tree, committer })
     }
 
-    fn get<T: for<'de> serde::Deserialize<'de>>(&self, what: &'static str, k: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get<T: records::Record>(&self, what: &'static str, k: &[u8]) -> Result<Option<T>, StoreError> {
         match self.tree.get(k).map_err(io)? {
             Some(bytes) => records::decode(what, &bytes).map(Some),
             None => Ok(None),
         }
     }
 
-    fn scan<T: for<'de> serde::Deserialize<'de>>(
-        &self,
-        what: &'static str,
-        prefix: &[u8],
-    ) -> Result<Vec<T>, StoreError> {
+    fn scan<T: records::Record>(&self, what: &'static str, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
         self.tree
             .scan_prefix(prefix)
             .map(|entry| entry.map_err(io).and_then(|(_, v)| records::decode(what, &v)))
