@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use hyphae_node::Event;
 use hyphae_node::executor::GpuExecutor;
 use hyphae_proto::openai::{EmbeddingVector, EmbeddingsResponse, ErrorBody, ModelList};
 use hyphae_tests::harness::browser::site_dir;
@@ -19,7 +20,7 @@ struct Reference {
     items: Vec<Item>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct Item {
     text: String,
     tokens: u32,
@@ -132,14 +133,33 @@ async fn a_lying_worker_on_a_shard_is_caught_and_the_request_still_succeeds() {
     let relay = RelayProcess::start_with_model(2, &[]);
     let client = Client::new(&relay.url, &relay.api_key);
     let dir = tempfile::tempdir().unwrap();
-    let _nodes: Vec<NodeProcess> =
-        (0..2).map(|i| NodeProcess::start(&relay, dir.path(), &format!("honest-{i}"), None)).collect();
-    let liar = InProcessWorker::start(&relay.url, Lying(GpuExecutor::new().unwrap()));
-    client.wait_for_workers(3, Duration::from_secs(60)).await;
+    // With only the liar and one honest worker on the grid, redundancy 2 must give the liar a
+    // replica of the first shard; the disagreement then waits for a third opinion, which arrives
+    // when the second honest worker joins.
+    let honest = NodeProcess::start(&relay, dir.path(), "honest-0", None);
+    let mut liar = InProcessWorker::start(&relay.url, Lying(GpuExecutor::new().unwrap()));
+    client.wait_for_workers(2, Duration::from_secs(60)).await;
 
     let reference = reference();
-    let items: Vec<&Item> = reference.items.iter().filter(|i| i.tokens <= 40).take(6).collect();
-    embed_and_check(&client, &items, reference.dimensions).await;
+    let items: Vec<Item> = reference.items.iter().filter(|i| i.tokens <= 40).take(6).cloned().collect();
+    let request = {
+        let client = client.clone();
+        tokio::spawn(
+            async move { embed_and_check(&client, &items.iter().collect::<Vec<_>>(), reference.dimensions).await },
+        )
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(event) = liar.events.recv().await {
+            if matches!(event, Event::TaskStarted { .. }) {
+                return;
+            }
+        }
+        panic!("the liar disconnected");
+    })
+    .await
+    .expect("the liar is given a shard");
+    let _nodes = [honest, NodeProcess::start(&relay, dir.path(), "honest-1", None)];
+    request.await.expect("the request succeeds");
 
     let workers = client.workers().await.workers;
     let liar_info = workers.iter().find(|w| w.address == liar.address).expect("the liar is connected");
