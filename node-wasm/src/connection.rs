@@ -12,6 +12,8 @@ use crate::blobs::{BlobCache, BlobFetcher};
 use crate::control::Control;
 use crate::executor::Execute;
 use crate::net::{self, Socket, Stopwatch, sleep};
+use crate::peer::rtc::RtcConfig;
+use crate::peer::{Kept, Peers};
 use crate::worker::{self, SessionEnd};
 
 pub struct WorkerConfig {
@@ -33,6 +35,11 @@ pub struct WorkerConfig {
     pub silence: Duration,
     /// Pause and duty cycle, changed by the worker's owner.
     pub control: Control,
+    /// Direct connections to other workers; `None` sends every peer transfer through the relay.
+    pub rtc: Option<RtcConfig>,
+    /// Model shards to keep loaded at once, as told to the relay (at most
+    /// [`crate::executor::shard_capacity`]).
+    pub max_shards: u32,
 }
 
 /// What a worker reports as it goes.
@@ -107,6 +114,8 @@ pub async fn run<E: Execute>(
 async fn serve_forever<E: Execute>(mut config: WorkerConfig, executor: E) -> Result<(), WorkerError> {
     let events = Events(config.events.clone());
     let blobs = BlobFetcher::new(&config.relay, std::mem::take(&mut config.blob_cache));
+    // Outlives sessions: outputs kept and direct connections survive a reconnect to the relay.
+    let (peers, mut outbox) = Peers::new(config.key.address(), config.rtc.take(), Kept::default());
     let url = net::worker_socket_url(&config.relay);
     let mut backoff = Backoff::new();
     let mut control = config.control.clone();
@@ -126,7 +135,17 @@ async fn serve_forever<E: Execute>(mut config: WorkerConfig, executor: E) -> Res
                     Login::Ok { relay, max_in_flight } => {
                         tracing::info!(worker = %config.key.address(), %relay, max_in_flight, "logged in");
                         events.emit(Event::Connected { worker: config.key.address(), relay, max_in_flight });
-                        worker::serve(&mut socket, &executor, &blobs, &events, &mut control, config.silence).await
+                        worker::serve(
+                            &mut socket,
+                            &executor,
+                            &blobs,
+                            &peers,
+                            &mut outbox,
+                            &events,
+                            &mut control,
+                            config.silence,
+                        )
+                        .await
                     }
                 };
                 socket.close().await;
@@ -171,6 +190,7 @@ async fn login<E: Execute>(socket: &mut Socket, config: &WorkerConfig, executor:
         adapter: executor.adapter(),
         agent: config.agent.clone(),
         max_in_flight: config.max_in_flight,
+        max_shards: config.max_shards,
     };
     if let Err(e) = socket.send(ToRelay::Hello(Box::new(hello)).encode()).await {
         return Login::Failed(SessionEnd::Net(e));

@@ -14,6 +14,7 @@ pub mod control;
 pub mod executor;
 pub mod keystore;
 pub mod net;
+pub mod peer;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 pub mod worker;

@@ -59,6 +59,8 @@ impl BrowserWorker {
             events: Some(events),
             silence: Duration::from_secs(60),
             control,
+            rtc: None,
+            max_shards: crate::executor::shard_capacity() as u32,
         };
         let forward = on_event.clone();
         wasm_bindgen_futures::spawn_local(async move {

@@ -4,9 +4,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::channel::mpsc;
 use futures::{FutureExt, select};
 use hyphae_proto::frame::{
-    Access, FailureKind, Output, Source, TaskAssignment, TaskFailure, TaskOutput, ToRelay, ToWorker, Work,
+    Access, FailureKind, Output, ShardWork, Source, TaskAssignment, TaskDigest, TaskFailure, TaskOutput, ToRelay,
+    ToWorker, Work, outputs_sha256,
 };
 use hyphae_proto::tensor::Bytes;
 use hyphae_proto::tensor::u32s;
@@ -16,6 +19,7 @@ use crate::connection::{Event, Events};
 use crate::control::Control;
 use crate::executor::{Execute, KernelTask, PreparedBinding, PreparedTask, ShardTask, failure};
 use crate::net::{NetError, Socket, Stopwatch, sleep};
+use crate::peer::Peers;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,8 @@ pub enum SessionEnd {
 
 enum Step {
     Frame(Option<Result<Vec<u8>, NetError>>),
+    /// A frame the data plane wants on the relay socket.
+    Outgoing(ToRelay),
     Done(TaskAssignment, Stopwatch, Result<Vec<Vec<u8>>, TaskFailure>),
     Rested,
     Control,
@@ -42,10 +48,13 @@ enum Step {
 
 /// Serves tasks until the connection ends or the owner pauses the worker. Between tasks the
 /// worker rests as long as the throttle's duty cycle asks.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<E: Execute>(
     socket: &mut Socket,
     executor: &E,
     blobs: &BlobFetcher,
+    peers: &Peers,
+    outbox: &mut mpsc::Receiver<ToRelay>,
     events: &Events,
     control: &mut Control,
     silence: Duration,
@@ -53,13 +62,15 @@ pub async fn serve<E: Execute>(
     let run = |task: TaskAssignment| {
         Box::pin(async move {
             let clock = Stopwatch::start();
-            let result = match prepare(&task, blobs, executor).await {
+            let result = match prepare(&task, blobs, peers, executor).await {
                 Ok(prepared) => executor.execute(prepared).await,
                 Err(failure) => Err(failure),
             };
             (task, clock, result)
         })
     };
+    let driver = peers.drive(blobs).fuse();
+    futures::pin_mut!(driver);
     let mut pending: VecDeque<TaskAssignment> = VecDeque::new();
     let mut current = None;
     // When the GPU may start its next task: (since, rest).
@@ -87,6 +98,11 @@ pub async fn serve<E: Execute>(
             };
             select! {
                 frame = socket.recv().fuse() => Step::Frame(frame),
+                frame = outbox.next() => match frame {
+                    Some(frame) => Step::Outgoing(frame),
+                    None => Step::Silent,
+                },
+                () = driver => Step::Silent,
                 (task, clock, result) = running.fuse() => Step::Done(task, clock, result),
                 () = rest.fuse() => Step::Rested,
                 () = control.changed().fuse() => Step::Control,
@@ -101,6 +117,11 @@ pub async fn serve<E: Execute>(
                     return SessionEnd::Paused;
                 }
             }
+            Step::Outgoing(frame) => {
+                if let Err(e) = socket.send(frame.encode()).await {
+                    return SessionEnd::Net(e);
+                }
+            }
             Step::Frame(None) => return SessionEnd::Closed,
             Step::Frame(Some(Err(e))) => return SessionEnd::Net(e),
             Step::Frame(Some(Ok(bytes))) => match ToWorker::decode(&bytes) {
@@ -112,6 +133,8 @@ pub async fn serve<E: Execute>(
                     }
                 }
                 Ok(ToWorker::Receipt(receipt)) => events.emit(Event::Receipt(receipt)),
+                Ok(ToWorker::Signal { from, signal }) => peers.on_signal(from, signal),
+                Ok(ToWorker::Peer { from, frame }) => peers.on_relayed(from, frame),
                 Ok(other) => return SessionEnd::Protocol(format!("{other:?}")),
                 Err(e) => return SessionEnd::Protocol(e.to_string()),
             },
@@ -125,6 +148,13 @@ pub async fn serve<E: Execute>(
                 let elapsed_us = busy.as_micros() as u64;
                 let ok = result.is_ok();
                 let frame = match result {
+                    Ok(mut outputs) if hands_off(&task.work) && outputs.len() == 1 => {
+                        let output = outputs.pop().expect("one output");
+                        let sha256 = outputs_sha256([output.as_slice()]);
+                        let size = output.len() as u64;
+                        peers.keep(sha256, output);
+                        ToRelay::Digest(Box::new(TaskDigest { lease: task.lease, sha256, size, elapsed_us }))
+                    }
                     Ok(outputs) => {
                         let outputs = output_bindings(&task.work)
                             .into_iter()
@@ -155,6 +185,11 @@ fn output_bindings(work: &Work) -> Vec<u32> {
     }
 }
 
+/// Whether the task's output stays here for the next shard's workers.
+fn hands_off(work: &Work) -> bool {
+    matches!(work, Work::Shard(s) if s.hand_off)
+}
+
 /// What the task is, for whoever watches the worker.
 fn describe(work: &Work) -> String {
     match work {
@@ -163,17 +198,34 @@ fn describe(work: &Work) -> String {
     }
 }
 
-async fn bytes_of(source: &Source, size: u64, blobs: &BlobFetcher) -> Result<Vec<u8>, TaskFailure> {
+async fn bytes_of(source: &Source, size: u64, blobs: &BlobFetcher, peers: &Peers) -> Result<Vec<u8>, TaskFailure> {
     match source {
         Source::Inline(bytes) => Ok(bytes.0.clone()),
         Source::Blob(id) => blobs.get(id, size).await,
+        Source::Peer(source) => peers
+            .fetch(source.sha256, size, &source.holders)
+            .await
+            .map_err(|e| failure(FailureKind::MissingBlob, format!("input {}: {e}", source.sha256))),
     }
+}
+
+/// Shard weights: from this worker's cache, else from a peer that holds them, else from the
+/// relay. Whatever the source, they hash to the blob id.
+async fn weights(shard: &ShardWork, blobs: &BlobFetcher, peers: &Peers) -> Result<Vec<u8>, TaskFailure> {
+    if blobs.cached(&shard.weights).await.is_none()
+        && let Some(bytes) = peers.fetch_blob(&shard.weights, shard.weights_size, &shard.weight_peers).await
+    {
+        blobs.store(&shard.weights, &bytes).await;
+        return Ok(bytes);
+    }
+    blobs.get(&shard.weights, shard.weights_size).await
 }
 
 /// Resolves the task's blobs into bytes (shard weights only if the GPU does not hold them yet).
 async fn prepare<E: Execute>(
     task: &TaskAssignment,
     blobs: &BlobFetcher,
+    peers: &Peers,
     executor: &E,
 ) -> Result<PreparedTask, TaskFailure> {
     match &task.work {
@@ -181,7 +233,7 @@ async fn prepare<E: Execute>(
             let mut bindings = Vec::with_capacity(kernel.bindings.len());
             for b in &kernel.bindings {
                 let bytes = match &b.source {
-                    Some(source) => Some(bytes_of(source, b.size, blobs).await?),
+                    Some(source) => Some(bytes_of(source, b.size, blobs, peers).await?),
                     None => None,
                 };
                 bindings.push(PreparedBinding { binding: b.binding, access: b.access, bytes, size: b.size });
@@ -194,11 +246,8 @@ async fn prepare<E: Execute>(
             }))
         }
         Work::Shard(shard) => {
-            let weights_bytes = if executor.holds(&shard.weights) {
-                None
-            } else {
-                Some(blobs.get(&shard.weights, shard.weights_size).await?)
-            };
+            let weights_bytes =
+                if executor.holds(&shard.weights) { None } else { Some(weights(shard, blobs, peers).await?) };
             let mask: Vec<u32> = u32s(&shard.mask.0).collect();
             if mask.len() as u64 != u64::from(shard.batch) * u64::from(shard.seq) {
                 return Err(failure(FailureKind::InvalidShader, "the mask does not cover batch × seq"));
@@ -211,7 +260,7 @@ async fn prepare<E: Execute>(
                 batch: shard.batch,
                 seq: shard.seq,
                 mask,
-                input: bytes_of(&shard.input, shard.input_size, blobs).await?,
+                input: bytes_of(&shard.input, shard.input_size, blobs, peers).await?,
                 output_size: shard.output_size,
             }))
         }

@@ -309,6 +309,29 @@ pub struct Stats {
     /// Model work: embeddings served through the grid.
     #[serde(default)]
     pub models: ModelStats,
+    /// How activations and weights moved between workers since the relay started.
+    #[serde(default)]
+    pub transport: TransportStats,
+}
+
+/// The data plane's counters. Activations the relay never carried are the point of direct
+/// connections: `activation_bytes` and `relayed_bytes` stay low while `direct_bytes` grows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportStats {
+    /// Activations carried inline in tasks and results through the relay.
+    pub activation_bytes: u64,
+    /// Peer frames relayed between workers that had no direct connection.
+    pub relayed_bytes: u64,
+    /// Kept outputs the relay fetched to compare replicas within tolerance.
+    pub fetched_bytes: u64,
+    /// Received by workers over direct WebRTC connections (as they report it).
+    pub direct_bytes: u64,
+    pub connections_up: u64,
+    pub connections_failed: u64,
+    /// WebRTC signals carried between paired workers.
+    pub signals: u64,
+    /// Signals and peer frames refused between workers the relay had not paired.
+    pub refused: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::peer::{PeerFrame, Signal};
 use crate::tensor::Bytes;
 use crate::{Address, BlobId, Dtype, LeaseId, ProtoError, Sha256, Signature, SignedReceipt, TaskId};
 
@@ -50,14 +51,45 @@ pub enum ToWorker {
     Ping {
         nonce: u64,
     },
+    /// A paired worker's WebRTC setup.
+    Signal {
+        from: Address,
+        signal: Signal,
+    },
+    /// A frame from a paired worker (or from the relay itself), relayed because no direct
+    /// connection carries it.
+    Peer {
+        from: Address,
+        frame: PeerFrame,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ToRelay {
     Hello(Box<Hello>),
     Result(Box<TaskOutput>),
-    Failed { lease: LeaseId, failure: TaskFailure },
-    Pong { nonce: u64 },
+    /// The answer to a lease whose output the worker keeps for the peers that need it next
+    /// ([`ShardWork::hand_off`]): only its digest comes to the relay.
+    Digest(Box<TaskDigest>),
+    Failed {
+        lease: LeaseId,
+        failure: TaskFailure,
+    },
+    Pong {
+        nonce: u64,
+    },
+    /// WebRTC setup for a worker the relay paired this one with.
+    Signal {
+        to: Address,
+        signal: Signal,
+    },
+    /// A frame for a paired worker (or for the relay, answering its `Want`), to relay.
+    Peer {
+        to: Address,
+        frame: PeerFrame,
+    },
+    /// Bytes this worker moved over direct peer connections since its last report.
+    Traffic(PeerTraffic),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +106,9 @@ pub struct Hello {
     pub agent: String,
     /// How many tasks the worker wants at once (the relay may grant fewer).
     pub max_in_flight: u32,
+    /// How many model shards the worker keeps loaded at once (its GPU memory); 0: no limit. A
+    /// worker holding as many is given other shards only when nobody with room takes them.
+    pub max_shards: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -156,6 +191,10 @@ pub struct ShardWork {
     pub input: Source,
     pub input_size: u64,
     pub output_size: u64,
+    /// Keep the output for the workers of the next shard and answer with [`ToRelay::Digest`].
+    pub hand_off: bool,
+    /// Workers that hold `weights` and may serve them (checked against the blob id).
+    pub weight_peers: Vec<Address>,
 }
 
 /// Which part of a model a shard is.
@@ -195,6 +234,15 @@ pub enum Source {
     Inline(Bytes),
     /// Fetched by the worker from `GET /v1/blobs/{id}` and checked against the id.
     Blob(BlobId),
+    /// Held by other workers (the verified output of a previous shard), fetched from them.
+    Peer(PeerSource),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerSource {
+    pub sha256: Sha256,
+    /// Workers holding exactly these bytes, best first.
+    pub holders: Vec<Address>,
 }
 
 /// A worker's answer to a lease: the read_write buffers, in binding order.
@@ -204,6 +252,26 @@ pub struct TaskOutput {
     pub outputs: Vec<Output>,
     /// Time on the worker from receiving the task to sending this, for the dashboard.
     pub elapsed_us: u64,
+}
+
+/// A result kept on the worker: the relay compares digests, and fetches the bytes
+/// ([`PeerFrame::Want`]) only when replicas differ and must be compared within tolerance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskDigest {
+    pub lease: LeaseId,
+    /// [`outputs_sha256`] of the output.
+    pub sha256: Sha256,
+    pub size: u64,
+    pub elapsed_us: u64,
+}
+
+/// Counters a worker reports about its direct peer connections, as deltas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerTraffic {
+    pub sent: u64,
+    pub received: u64,
+    pub connections_up: u32,
+    pub connections_failed: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -271,6 +339,7 @@ mod tests {
             adapter: AdapterInfo { name: "llvmpipe".into(), ..AdapterInfo::default() },
             agent: "test".into(),
             max_in_flight: 4,
+            max_shards: 0,
         }));
         assert_eq!(ToRelay::decode(&hello.encode()).unwrap(), hello);
 
@@ -308,10 +377,20 @@ mod tests {
                 input: Source::Blob(crate::BlobId::of(b"x")),
                 input_size: 4,
                 output_size: 8,
+                hand_off: true,
+                weight_peers: vec![key.address()],
             })),
             deadline_ms: 1000,
         }));
         assert_eq!(ToWorker::decode(&shard.encode()).unwrap(), shard);
+
+        let signal = ToRelay::Signal { to: key.address(), signal: Signal::Offer { sdp: "v=0".into() } };
+        assert_eq!(ToRelay::decode(&signal.encode()).unwrap(), signal);
+        let want = ToWorker::Peer {
+            from: key.address(),
+            frame: PeerFrame::Want { request: 3, sha256: crate::Sha256::of(b"x") },
+        };
+        assert_eq!(ToWorker::decode(&want.encode()).unwrap(), want);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod frame;
 pub mod ids;
 pub mod keys;
 pub mod openai;
+pub mod peer;
 pub mod receipt;
 pub mod tensor;
 
@@ -26,4 +27,4 @@ pub use tensor::Dtype;
 
 /// Version of the worker protocol spoken over `GET /v1/workers/ws`. Bumped on any incompatible
 /// change to [`frame`]; the relay refuses workers that speak another one.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;

@@ -57,6 +57,10 @@ pub struct ValidatedJob {
     pub tolerance: Tolerance,
     pub credits_per_task: Credits,
     pub tasks: Vec<TaskRecord>,
+    /// Shard jobs feeding another shard: workers keep their output for the next shard's
+    /// workers and send the relay only its digest. Not stored: it only matters while the
+    /// request that made the job is alive.
+    pub hand_off: bool,
 }
 
 /// Every blob a request refers to, so the caller can look their sizes up before validating.
@@ -132,6 +136,7 @@ pub fn validate(job: WgslJob, limits: &JobLimits, blob_sizes: &HashMap<BlobId, u
         .collect::<Result<Vec<_>, JobError>>()?;
 
     Ok(ValidatedJob {
+        hand_off: false,
         work: JobWork::Kernel {
             shader: job.shader,
             entry_point: entry.name,

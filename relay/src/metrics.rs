@@ -21,6 +21,14 @@ pub struct Metrics {
     pub workers_online: Gauge,
     /// Seconds a replica waited in the queue before a worker got it.
     pub dispatch_wait: Histogram,
+    /// Data-plane bytes workers received over direct connections (as they report them).
+    pub peer_direct_bytes: Counter,
+    /// Data-plane bytes that went through the relay: relayed between workers or fetched by it.
+    pub peer_relayed_bytes: Counter,
+    /// Activation bytes carried inline in tasks and results.
+    pub activation_bytes: Counter,
+    pub peer_connections_up: Counter,
+    pub peer_connections_failed: Counter,
 }
 
 impl Metrics {
@@ -38,6 +46,11 @@ impl Metrics {
             worker_protocol_errors: Counter::default(),
             workers_online: Gauge::default(),
             dispatch_wait: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
+            peer_direct_bytes: Counter::default(),
+            peer_relayed_bytes: Counter::default(),
+            activation_bytes: Counter::default(),
+            peer_connections_up: Counter::default(),
+            peer_connections_failed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("jobs_submitted", "Jobs accepted through POST /v1/jobs", m.jobs_submitted.clone());
@@ -63,6 +76,27 @@ impl Metrics {
         );
         registry.register("workers_online", "Workers connected now", m.workers_online.clone());
         registry.register("dispatch_wait_seconds", "Time a replica waited for a worker", m.dispatch_wait.clone());
+        registry.register(
+            "peer_direct_bytes",
+            "Bytes workers received from each other over direct WebRTC connections",
+            m.peer_direct_bytes.clone(),
+        );
+        registry.register(
+            "peer_relayed_bytes",
+            "Peer data-plane bytes that went through the relay",
+            m.peer_relayed_bytes.clone(),
+        );
+        registry.register(
+            "activation_bytes",
+            "Shard activations carried inline in tasks and results",
+            m.activation_bytes.clone(),
+        );
+        registry.register("peer_connections_up", "Direct worker connections opened", m.peer_connections_up.clone());
+        registry.register(
+            "peer_connections_failed",
+            "Direct worker connections that did not come up",
+            m.peer_connections_failed.clone(),
+        );
         Metrics { registry, ..m }
     }
 

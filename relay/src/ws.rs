@@ -35,7 +35,7 @@ async fn serve(socket: WebSocket, app: AppState) {
         }
     };
     let worker = hello.worker;
-    let (conn, max_in_flight, outbound) = app.scheduler.connect(&hello);
+    let (conn, max_in_flight, outbound, peer_frames) = app.scheduler.connect(&hello);
     app.metrics.worker_connections.inc();
     tracing::info!(%worker, beneficiary = %hello.beneficiary, adapter = %hello.adapter.name,
         backend = %hello.adapter.backend, platform = ?hello.platform, "worker joined");
@@ -45,7 +45,7 @@ async fn serve(socket: WebSocket, app: AppState) {
         return;
     }
     let (closing, close_reason) = oneshot::channel();
-    let writer = tokio::spawn(write(sink, outbound, close_reason, app.config.heartbeat));
+    let writer = tokio::spawn(write(sink, outbound, peer_frames, close_reason, app.config.heartbeat));
     let violation = read(stream, worker, &app).await;
     app.scheduler.disconnect(worker, conn);
     if let Some(reason) = &violation {
@@ -114,6 +114,14 @@ async fn read(mut stream: SplitStream<WebSocket>, worker: Address, app: &AppStat
                 let scheduler = Arc::clone(&app.scheduler);
                 tokio::spawn(async move { scheduler.on_failure(worker, lease, failure).await });
             }
+            Ok(ToRelay::Digest(digest)) => {
+                let scheduler = Arc::clone(&app.scheduler);
+                tokio::spawn(async move { scheduler.on_digest(worker, *digest).await });
+            }
+            // In order, and waiting for the receiver: relayed transfers are backpressured.
+            Ok(ToRelay::Signal { to, signal }) => app.scheduler.on_signal(worker, to, signal).await,
+            Ok(ToRelay::Peer { to, frame }) => app.scheduler.on_peer_frame(worker, to, frame).await,
+            Ok(ToRelay::Traffic(traffic)) => app.scheduler.on_traffic(traffic),
             Ok(ToRelay::Pong { .. }) => {}
             Ok(ToRelay::Hello(_)) => return Some("second hello".into()),
             Err(e) => return Some(e.to_string()),
@@ -124,6 +132,7 @@ async fn read(mut stream: SplitStream<WebSocket>, worker: Address, app: &AppStat
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbound: tokio::sync::mpsc::Receiver<Outbound>,
+    mut peer_frames: tokio::sync::mpsc::Receiver<ToWorker>,
     mut closing: oneshot::Receiver<Option<String>>,
     heartbeat: Duration,
 ) {
@@ -149,6 +158,7 @@ async fn write(
                     return;
                 }
             },
+            Some(frame) = peer_frames.recv() => frame.encode(),
             _ = ping.tick() => {
                 nonce += 1;
                 ToWorker::Ping { nonce }.encode()

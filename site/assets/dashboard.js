@@ -74,6 +74,7 @@ function renderTotals(s) {
     $('tokens-total'),
     models.served.length ? `${formatInt(models.tokens)} tokens · ${models.served.join(', ')}` : 'no model served',
   );
+  renderTransport(s.transport);
   setText($('uptime'), `The relay has been up ${duration(s.uptime_s)}.`);
 
   setText($('jobs-queued'), formatInt(s.jobs.queued));
@@ -88,6 +89,30 @@ function renderTotals(s) {
       ? 'No results yet.'
       : `${formatInt(s.results_accepted)} agreed with the accepted answer, ${formatInt(s.results_rejected)} did not.`,
   );
+}
+
+// Which way activations moved: directly between workers, or through this relay (inline in
+// tasks, relayed between sockets, or fetched to compare replicas).
+function renderTransport(t) {
+  if (!t) return;
+  const viaRelay = t.activation_bytes + t.relayed_bytes + t.fetched_bytes;
+  const all = t.direct_bytes + viaRelay;
+  setText($('p2p-share'), all > 0 ? formatShare((100 * t.direct_bytes) / all) : '–');
+  setText(
+    $('p2p-split'),
+    `${formatBytes(t.direct_bytes)} direct · ${formatBytes(viaRelay)} via relay · ` +
+      `${formatInt(t.connections_up)} connections up, ${formatInt(t.connections_failed)} failed`,
+  );
+}
+
+function formatBytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i += 1;
+  }
+  return `${n.toLocaleString(undefined, { maximumFractionDigits: i === 0 ? 0 : 1 })} ${units[i]}`;
 }
 
 function formatShare(percent) {

@@ -116,6 +116,7 @@ async fn garbage_on_the_worker_socket_closes_that_connection_only() {
         adapter: AdapterInfo::default(),
         agent: "impostor".into(),
         max_in_flight: 1,
+        max_shards: 0,
     };
     socket.send(Message::Binary(ToRelay::Hello(Box::new(hello)).encode().into())).await.unwrap();
     let refused = socket.next().await.unwrap().unwrap();
@@ -139,6 +140,7 @@ async fn garbage_on_the_worker_socket_closes_that_connection_only() {
         adapter: AdapterInfo::default(),
         agent: "garbage".into(),
         max_in_flight: 1,
+        max_shards: 0,
     };
     socket.send(Message::Binary(ToRelay::Hello(Box::new(hello)).encode().into())).await.unwrap();
     let welcome = socket.next().await.unwrap().unwrap();

@@ -10,4 +10,5 @@ mod cli;
 mod durability;
 mod models;
 mod native;
+mod p2p;
 mod support;

@@ -15,19 +15,19 @@ use serde::Deserialize;
 const MODEL: &str = "all-MiniLM-L6-v2";
 
 #[derive(Deserialize)]
-struct Reference {
-    dimensions: usize,
-    items: Vec<Item>,
+pub(crate) struct Reference {
+    pub dimensions: usize,
+    pub items: Vec<Item>,
 }
 
 #[derive(Deserialize, Clone)]
-struct Item {
-    text: String,
-    tokens: u32,
-    embedding: Vec<f32>,
+pub(crate) struct Item {
+    pub text: String,
+    pub tokens: u32,
+    pub embedding: Vec<f32>,
 }
 
-fn reference() -> Reference {
+pub(crate) fn reference() -> Reference {
     let path = hyphae_tests::harness::crate_dir().join("data").join("minilm-reference.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("the reference file")).expect("reference JSON")
 }
@@ -51,7 +51,7 @@ async fn embed(client: &Client, body: serde_json::Value) -> reqwest::Response {
 }
 
 /// Posts `items` and checks every vector against the reference; returns the response.
-async fn embed_and_check(client: &Client, items: &[&Item], dimensions: usize) -> EmbeddingsResponse {
+pub(crate) async fn embed_and_check(client: &Client, items: &[&Item], dimensions: usize) -> EmbeddingsResponse {
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     let response = embed(client, serde_json::json!({"model": MODEL, "input": texts})).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());

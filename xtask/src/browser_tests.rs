@@ -1,7 +1,8 @@
-//! The shader test suite in headless Chromium: `shaders/tests/browser.rs` built for
-//! `wasm32-unknown-unknown` and run by `wasm-bindgen-test-runner` (the lockfile's version)
-//! through chromedriver, on Chromium's WebGPU (SwiftShader where there is no GPU). It catches
-//! kernels and executor behaviour that naga and lavapipe accept and browsers refuse.
+//! The wasm-bindgen test suites in headless Chromium, built for `wasm32-unknown-unknown` and run
+//! by `wasm-bindgen-test-runner` (the lockfile's version) through chromedriver:
+//! `shaders/tests/browser.rs` on Chromium's WebGPU (SwiftShader where there is no GPU), which
+//! catches kernels and executor behaviour that naga and lavapipe accept and browsers refuse; then
+//! `node-wasm/tests/rtc_browser.rs`, two WebRTC peers in one page over the machine's interfaces.
 //!
 //! The runner reads the browser's capabilities from the file named by
 //! `WASM_BINDGEN_TEST_WEBDRIVER_JSON` (default: `webdriver.json` in the current directory, which
@@ -24,6 +25,10 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Chromium flags for WebGPU without a display or a GPU: `--enable-unsafe-webgpu` turns WebGPU
 /// on where Chromium does not allow it by default (Linux, SwiftShader); the rest keep a
 /// headless run quiet and offline. Not `--disable-gpu`: it turns WebGPU off.
+///
+/// WebRTC between two peers of one page needs no flag: Chromium resolves its own mDNS host
+/// candidates, and `--allow-loopback-in-peer-connection` adds no loopback candidate anyway. What
+/// it needs is a default route: Chromium gathers only on that route's interface.
 const CHROMIUM_FLAGS: &[&str] = &[
     "--headless=new",
     "--no-sandbox",
@@ -35,8 +40,8 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-quic",
 ];
 
-/// Seconds the runner waits for the whole suite to report (its default, 20, is short for a cold
-/// SwiftShader on a loaded CI machine; the suite takes about a second here).
+/// Seconds the runner waits for a whole suite to report (its default, 20, is short for a cold
+/// SwiftShader on a loaded CI machine; each suite takes a few seconds here).
 const TEST_TIMEOUT_S: &str = "120";
 /// Seconds the runner waits for chromedriver to listen (default 5).
 const DRIVER_TIMEOUT_S: &str = "30";
@@ -66,30 +71,41 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", webdriver_json.display()))?;
     eprintln!("browser capabilities in {}", webdriver_json.display());
 
-    let result = run_suite(sh, &runner, &webdriver_json);
-    // Best effort: a leftover profile is only disk space, and must not hide the suite's result.
+    let result = run_suites(sh, &runner, &webdriver_json);
+    // Best effort: a leftover profile is only disk space, and must not hide the suites' result.
     let _ = std::fs::remove_dir_all(&profile);
     result
 }
 
-fn run_suite(sh: &Shell, runner: &Path, webdriver_json: &Path) -> anyhow::Result<()> {
+/// The suites as (package, test target), in the order they run.
+const SUITES: &[(&str, &str)] = &[("hyphae-shaders", "browser"), ("hyphae-node", "rtc_browser")];
+
+fn run_suites(sh: &Shell, runner: &Path, webdriver_json: &Path) -> anyhow::Result<()> {
+    for (package, test) in SUITES {
+        run_one(sh, runner, webdriver_json, package, test)
+            .with_context(|| format!("{package}'s `{test}` tests failed in Chromium"))?;
+    }
+    Ok(())
+}
+
+fn run_one(sh: &Shell, runner: &Path, webdriver_json: &Path, package: &str, test: &str) -> anyhow::Result<()> {
     let build = Instant::now();
-    cmd!(sh, "cargo test --locked --target wasm32-unknown-unknown -p hyphae-shaders --test browser --no-run").run()?;
+    cmd!(sh, "cargo test --locked --target wasm32-unknown-unknown -p {package} --test {test} --no-run").run()?;
     let built = build.elapsed();
 
     let start = Instant::now();
-    let mut test = cmd!(sh, "cargo test --locked --target wasm32-unknown-unknown -p hyphae-shaders --test browser")
+    let mut command = cmd!(sh, "cargo test --locked --target wasm32-unknown-unknown -p {package} --test {test}")
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner)
         .env("CHROMEDRIVER", chromedriver(sh))
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", webdriver_json)
         .env("WASM_BINDGEN_TEST_TIMEOUT", TEST_TIMEOUT_S)
         .env("WASM_BINDGEN_TEST_DRIVER_TIMEOUT", DRIVER_TIMEOUT_S);
     for var in RUNNER_OVERRIDES {
-        test = test.env_remove(var);
+        command = command.env_remove(var);
     }
-    test.run().context("the shader test suite failed in Chromium")?;
+    command.run()?;
     eprintln!(
-        "browser tests: built in {:.1} s, ran in Chromium in {:.1} s",
+        "browser tests {package}/{test}: built in {:.1} s, ran in Chromium in {:.1} s",
         built.as_secs_f64(),
         start.elapsed().as_secs_f64()
     );

@@ -20,6 +20,7 @@ mod native {
     use clap::Parser;
     use hyphae_node::blobs::BlobCache;
     use hyphae_node::executor::{Execute as _, GpuExecutor};
+    use hyphae_node::peer::rtc::RtcConfig;
     use hyphae_node::{Throttle, WorkerConfig, keystore};
     use hyphae_proto::Address;
     use hyphae_proto::frame::Platform;
@@ -45,6 +46,21 @@ mod native {
         /// Most of the time the GPU may spend on tasks, in (0, 1].
         #[arg(long, default_value_t = 1.0)]
         max_utilization: f64,
+        /// Model shards to keep loaded at once (GPU memory); the relay sends other shards
+        /// elsewhere while workers with room exist.
+        #[arg(long, default_value_t = hyphae_node::executor::shard_capacity() as u32,
+            value_parser = clap::value_parser!(u32).range(1..=hyphae_node::executor::shard_capacity() as i64))]
+        max_shards: u32,
+        /// Never connect to other workers directly: send every peer transfer through the relay.
+        #[arg(long)]
+        no_webrtc: bool,
+        /// Local UDP address to gather WebRTC host candidates on; `0.0.0.0:0` is every
+        /// non-loopback interface. Repeat for several.
+        #[arg(long, env = "HYPHAE_WEBRTC_BIND", value_delimiter = ',', default_value = "0.0.0.0:0")]
+        webrtc_bind: Vec<String>,
+        /// Milliseconds a direct connection may take to open before the relay carries the transfer.
+        #[arg(long, default_value_t = 5000)]
+        webrtc_timeout_ms: u64,
     }
 
     pub fn main() -> ExitCode {
@@ -91,6 +107,11 @@ mod native {
             events: None,
             silence: Duration::from_secs(60),
             control,
+            max_shards: args.max_shards,
+            rtc: (!args.no_webrtc).then(|| RtcConfig {
+                bind: args.webrtc_bind,
+                connect_timeout: Duration::from_millis(args.webrtc_timeout_ms),
+            }),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         runtime.block_on(async {

@@ -24,6 +24,16 @@ impl BlobFetcher {
         BlobFetcher { relay: relay.trim_end_matches('/').to_owned(), http: reqwest::Client::new(), cache }
     }
 
+    /// The blob's bytes if this worker has them cached (and they still hash to `id`).
+    pub async fn cached(&self, id: &BlobId) -> Option<Vec<u8>> {
+        self.cache.get(id).await.filter(|bytes| BlobId::of(bytes) == *id)
+    }
+
+    /// Caches bytes obtained elsewhere (from a peer); the caller checked them against `id`.
+    pub async fn store(&self, id: &BlobId, bytes: &[u8]) {
+        self.cache.put(id, bytes).await;
+    }
+
     /// The blob's bytes, which are exactly `size` long and hash to `id`.
     pub async fn get(&self, id: &BlobId, size: u64) -> Result<Vec<u8>, TaskFailure> {
         if let Some(bytes) = self.cache.get(id).await

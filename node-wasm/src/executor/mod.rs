@@ -13,6 +13,11 @@ use hyphae_shaders::ExecError;
 pub use imp::GpuExecutor;
 pub use shard::ShardCache;
 
+/// Model shards a worker keeps loaded on its GPU at once.
+pub const fn shard_capacity() -> usize {
+    shard::CAPACITY
+}
+
 /// A task ready to run: the assignment with every blob it needs resolved to its bytes.
 #[derive(Debug, Clone)]
 pub enum PreparedTask {

@@ -13,7 +13,7 @@ use hyphae_shaders::model::{BertConfig, LoadedShard, ModelError, ShardInput, Sha
 use super::{ShardTask, failure};
 
 /// Shards loaded at once. MiniLM's three shards take about 90 MB of GPU memory together.
-const CAPACITY: usize = 4;
+pub const CAPACITY: usize = 4;
 
 /// Shards on the GPU by weights blob, most recently used last.
 type Loaded = VecDeque<(BlobId, Arc<LoadedShard>)>;

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// 1 trusts a single worker: for a grid of your own machines, never an open one.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
     pub model_redundancy: u32,
+    /// Send model activations through the relay instead of between workers (workers then
+    /// answer shard tasks with their full outputs). For comparison and for grids whose workers
+    /// cannot reach each other at all.
+    #[arg(long)]
+    pub activations_via_relay: bool,
 }
 
 impl Config {
@@ -86,6 +91,7 @@ impl Config {
         config.heartbeat = Duration::from_secs(args.heartbeat.max(1));
         config.site_dir = args.site.clone();
         config.embeddings.redundancy = args.model_redundancy;
+        config.embeddings.hand_off = !args.activations_via_relay;
         config
     }
 }

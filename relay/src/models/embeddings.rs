@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyphae_proto::api::{JobStatus, Tolerance};
-use hyphae_proto::frame::Source;
+use hyphae_proto::frame::{PeerSource, Source};
 use hyphae_proto::tensor::{Bytes, f32s, to_bytes};
 use hyphae_proto::{Credits, JobId, TaskId};
 use hyphae_shaders::model::{BertConfig, ShardPlan, shard_flops};
@@ -41,6 +41,9 @@ pub struct EmbeddingConfig {
     pub tolerance: Tolerance,
     /// How long a request may wait for the grid before it is answered 503.
     pub timeout: Duration,
+    /// Activations go from one shard's workers to the next shard's directly (the relay sees
+    /// digests); otherwise they pass through the relay inline.
+    pub hand_off: bool,
 }
 
 impl Default for EmbeddingConfig {
@@ -55,6 +58,7 @@ impl Default for EmbeddingConfig {
             redundancy: 2,
             tolerance: Tolerance { rel: 1e-3, abs: 1e-4 },
             timeout: Duration::from_secs(300),
+            hand_off: true,
         }
     }
 }
@@ -313,6 +317,10 @@ impl Pipeline {
     }
 
     /// Runs one batch through every shard; returns one normalized embedding per sequence.
+    ///
+    /// Each shard but the last hands its output off: the next shard's workers fetch it from the
+    /// workers that computed it. If they cannot (those workers left), the previous shard runs
+    /// again with its output sent to the relay, once, before the batch fails.
     async fn embed(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         let model = &self.model;
         let batch = ids.len() as u32;
@@ -325,66 +333,45 @@ impl Pipeline {
             mask[at..at + row.len()].fill(1);
         }
         let mask = Bytes(to_bytes(&mask, u32::to_le_bytes));
-        let mut input = to_bytes(&tokens, u32::to_le_bytes);
         let hidden = u64::from(model.config.hidden_size);
-        for shard in &model.record.shards {
-            let plan = ShardPlan {
-                index: shard.spec.index,
-                count: shard.spec.count,
-                layers: shard.spec.layers[0]..shard.spec.layers[1],
-                embeddings: shard.spec.embeddings,
-                pooling: shard.spec.pooling,
+        let shards = &model.record.shards;
+        let tokens = to_bytes(&tokens, u32::to_le_bytes);
+        let mut inputs: Vec<(Source, u64)> = vec![(Source::Inline(Bytes(tokens.clone())), tokens.len() as u64)];
+        let mut hand_off: Vec<bool> = shards.iter().map(|s| self.config.hand_off && !s.spec.pooling).collect();
+        let mut k = 0;
+        while k < shards.len() {
+            let (input, input_size) = inputs[k].clone();
+            let from_peers = matches!(input, Source::Peer(_));
+            let result = self.run_shard(k, batch, seq, &mask, input, input_size, hand_off[k]).await;
+            let record = match result {
+                Ok(record) => record,
+                Err(e) if from_peers && hand_off[k - 1] => {
+                    tracing::warn!(model = %model.record.name, shard = k, error = %e,
+                        "the next shard could not get its input from peers; running the previous shard again through the relay");
+                    hand_off[k - 1] = false;
+                    inputs.truncate(k);
+                    k -= 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            let rows = if shard.spec.pooling { u64::from(batch) } else { u64::from(batch * seq) };
-            let flops = shard_flops(&model.config, &plan, batch, seq);
-            let job = ValidatedJob {
-                work: JobWork::Shard {
-                    model: model.record.name.clone(),
-                    config: model.record.config.clone(),
-                    shard: shard.spec,
-                    weights: shard.weights,
-                    weights_size: shard.weights_size,
-                    largest_tensor: shard.largest_tensor,
-                },
-                redundancy: self.config.redundancy,
-                tolerance: self.config.tolerance,
-                // 1 credit = 1 GFLOP of verified work; a micro-credit is 1,000 FLOP.
-                credits_per_task: Credits::from_micros(flops / 1_000),
-                tasks: vec![TaskRecord {
-                    index: 0,
-                    body: TaskBody::Shard {
-                        batch,
-                        seq,
-                        mask: mask.clone(),
-                        input_size: input.len() as u64,
-                        input: Source::Inline(Bytes(std::mem::take(&mut input))),
-                        output_size: rows * hidden * 4,
-                    },
-                }],
+            let next = match record.outputs.into_iter().next() {
+                Some(output) => Source::Inline(output.data),
+                None => {
+                    let sha256 = record
+                        .output_sha256
+                        .ok_or_else(|| EmbeddingError::Internal("a handed-off shard result has no digest".into()))?;
+                    Source::Peer(PeerSource { sha256, holders: record.verified_by })
+                }
             };
-            let id = JobId(rand::random());
-            let finished = self.scheduler.watch(id);
-            self.scheduler
-                .submit(job, id, format!("embeddings:{}", model.record.name))
-                .await
-                .map_err(|e| EmbeddingError::Internal(e.to_string()))?;
-            let record = finished.await.map_err(|_| EmbeddingError::Internal("the scheduler dropped a job".into()))?;
-            if record.status != JobStatus::Completed {
-                return Err(EmbeddingError::Failed(format!(
-                    "shard {}/{} could not be verified: {}",
-                    shard.spec.index + 1,
-                    shard.spec.count,
-                    record.error.unwrap_or_default()
-                )));
-            }
-            let result = self
-                .store
-                .result(TaskId { job: id, index: 0 })
-                .map_err(|e| EmbeddingError::Internal(e.to_string()))?
-                .ok_or_else(|| EmbeddingError::Internal(format!("{id} completed without a result")))?;
-            input = result.outputs.into_iter().next().map(|o| o.data.0).unwrap_or_default();
+            let rows = if shards[k].spec.pooling { u64::from(batch) } else { u64::from(batch * seq) };
+            inputs.push((next, rows * hidden * 4));
+            k += 1;
         }
-        let floats: Vec<f32> = f32s(&input).collect();
+        let Some((Source::Inline(output), _)) = inputs.pop() else {
+            return Err(EmbeddingError::Internal("the last shard's output stayed with its workers".into()));
+        };
+        let floats: Vec<f32> = f32s(&output.0).collect();
         if floats.len() != (batch as usize) * hidden as usize {
             return Err(EmbeddingError::Internal(format!(
                 "the last shard returned {} floats for {batch} sequences",
@@ -392,6 +379,77 @@ impl Pipeline {
             )));
         }
         Ok(floats.chunks(hidden as usize).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Runs shard `k` on one batch as a single-task job and returns its verified result.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_shard(
+        &self,
+        k: usize,
+        batch: u32,
+        seq: u32,
+        mask: &Bytes,
+        input: Source,
+        input_size: u64,
+        hand_off: bool,
+    ) -> Result<crate::store::records::ResultRecord, EmbeddingError> {
+        let model = &self.model;
+        let shard = &model.record.shards[k];
+        let hidden = u64::from(model.config.hidden_size);
+        let plan = ShardPlan {
+            index: shard.spec.index,
+            count: shard.spec.count,
+            layers: shard.spec.layers[0]..shard.spec.layers[1],
+            embeddings: shard.spec.embeddings,
+            pooling: shard.spec.pooling,
+        };
+        let rows = if shard.spec.pooling { u64::from(batch) } else { u64::from(batch * seq) };
+        let flops = shard_flops(&model.config, &plan, batch, seq);
+        let job = ValidatedJob {
+            work: JobWork::Shard {
+                model: model.record.name.clone(),
+                config: model.record.config.clone(),
+                shard: shard.spec,
+                weights: shard.weights,
+                weights_size: shard.weights_size,
+                largest_tensor: shard.largest_tensor,
+            },
+            redundancy: self.config.redundancy,
+            tolerance: self.config.tolerance,
+            // 1 credit = 1 GFLOP of verified work; a micro-credit is 1,000 FLOP.
+            credits_per_task: Credits::from_micros(flops / 1_000),
+            tasks: vec![TaskRecord {
+                index: 0,
+                body: TaskBody::Shard {
+                    batch,
+                    seq,
+                    mask: mask.clone(),
+                    input_size,
+                    input,
+                    output_size: rows * hidden * 4,
+                },
+            }],
+            hand_off,
+        };
+        let id = JobId(rand::random());
+        let finished = self.scheduler.watch(id);
+        self.scheduler
+            .submit(job, id, format!("embeddings:{}", model.record.name))
+            .await
+            .map_err(|e| EmbeddingError::Internal(e.to_string()))?;
+        let record = finished.await.map_err(|_| EmbeddingError::Internal("the scheduler dropped a job".into()))?;
+        if record.status != JobStatus::Completed {
+            return Err(EmbeddingError::Failed(format!(
+                "shard {}/{} could not be verified: {}",
+                shard.spec.index + 1,
+                shard.spec.count,
+                record.error.unwrap_or_default()
+            )));
+        }
+        self.store
+            .result(TaskId { job: id, index: 0 })
+            .map_err(|e| EmbeddingError::Internal(e.to_string()))?
+            .ok_or_else(|| EmbeddingError::Internal(format!("{id} completed without a result")))
     }
 }
 

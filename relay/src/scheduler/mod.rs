@@ -10,6 +10,8 @@
 
 mod history;
 mod lease;
+mod pairs;
+mod peering;
 mod placement;
 mod queue;
 mod state;
@@ -19,15 +21,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyphae_proto::api::{
-    Earner, JobInfo, JobStatus, JobSummary, OutputData, Stats, TaskCounts, WorkerCounts, WorkerInfo,
+    Earner, JobInfo, JobStatus, JobSummary, OutputData, Stats, TaskCounts, Tolerance, WorkerCounts, WorkerInfo,
 };
-use hyphae_proto::frame::{Hello, Platform, TaskFailure, TaskOutput, ToWorker};
+use hyphae_proto::frame::{Hello, Platform, TaskDigest, TaskFailure, TaskOutput, ToWorker};
 use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskId};
 use hyphae_shaders::EntryPointInfo;
 use tokio::sync::mpsc;
 
-use state::{ActiveJob, JobShared, State, ToEvaluate, Worker};
+use state::{ActiveJob, Answer, JobShared, State, ToEvaluate, Worker};
 pub use state::{Dispatch, Outbound};
 
 use crate::job::ValidatedJob;
@@ -69,6 +71,11 @@ pub struct Scheduler {
     config: SchedulerConfig,
     started: Instant,
     next_conn: std::sync::atomic::AtomicU64,
+    /// The relay's own fetches of kept outputs: request → (asked worker, its frames).
+    fetches: Mutex<std::collections::HashMap<u64, (Address, mpsc::UnboundedSender<hyphae_proto::peer::PeerFrame>)>>,
+    next_request: std::sync::atomic::AtomicU64,
+    /// `traffic.activation_bytes` as last added to the metrics (it grows under the lock).
+    exported_activation_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Scheduler {
@@ -86,6 +93,9 @@ impl Scheduler {
             config,
             started: Instant::now(),
             next_conn: 0.into(),
+            fetches: Default::default(),
+            next_request: 0.into(),
+            exported_activation_bytes: 0.into(),
         }
     }
 
@@ -96,11 +106,15 @@ impl Scheduler {
 
     /// Runs one transition under the lock, then turns its queue waits into metrics, unlocked.
     fn transition<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let (result, waits, online) = {
+        let (result, waits, online, activation_bytes) = {
             let mut state = self.lock();
             let result = f(&mut state);
-            (result, std::mem::take(&mut state.waits), state.workers.len())
+            (result, std::mem::take(&mut state.waits), state.workers.len(), state.traffic.activation_bytes)
         };
+        let exported = self.exported_activation_bytes.swap(activation_bytes, std::sync::atomic::Ordering::Relaxed);
+        if activation_bytes > exported {
+            self.metrics.activation_bytes.inc_by(activation_bytes - exported);
+        }
         for wait in waits {
             self.metrics.dispatch_wait.observe(wait.as_secs_f64());
             self.metrics.tasks_dispatched.inc();
@@ -142,7 +156,7 @@ impl Scheduler {
                     record.status = JobStatus::Queued;
                     record.started_at = None;
                     restored += pending.len();
-                    let job = ActiveJob { shared: shared_of(&record), record, started: 0, settling: 0 };
+                    let job = ActiveJob { shared: shared_of(&record, false), record, started: 0, settling: 0 };
                     self.transition(|state| state.add_job(job, pending, now));
                     continue;
                 }
@@ -178,6 +192,7 @@ impl Scheduler {
     /// Stores a validated job durably, then schedules it. Returns once the job would survive a
     /// crash: the caller may acknowledge it.
     pub async fn submit(&self, job: ValidatedJob, id: JobId, owner: String) -> Result<JobRecord, StoreError> {
+        let hand_off = job.hand_off;
         let record = JobRecord {
             id,
             owner,
@@ -200,21 +215,24 @@ impl Scheduler {
         batch.push(Op::PutTasks { job: id, tasks: tasks.clone() });
         self.store.commit(batch).await?;
         self.metrics.jobs_submitted.inc();
-        let active = ActiveJob { shared: shared_of(&record), record: record.clone(), started: 0, settling: 0 };
+        let active =
+            ActiveJob { shared: shared_of(&record, hand_off), record: record.clone(), started: 0, settling: 0 };
         self.transition(|state| state.add_job(active, tasks, Instant::now()));
         Ok(record)
     }
 
     /// Registers a logged-in worker. Returns its connection id, the tasks it may hold at once,
-    /// and the receiving end of its outbound queue.
-    pub fn connect(&self, hello: &Hello) -> (u64, u32, mpsc::Receiver<Outbound>) {
+    /// and the receiving ends of its outbound queue and of its peer frames.
+    pub fn connect(&self, hello: &Hello) -> (u64, u32, mpsc::Receiver<Outbound>, mpsc::Receiver<ToWorker>) {
         let conn = self.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let max_in_flight = hello.max_in_flight.clamp(1, self.config.max_in_flight);
         // Room for every lease plus receipts, cancels and pings in between.
         let (tx, rx) = mpsc::channel(max_in_flight as usize * 4 + 64);
+        let (peer_tx, peer_rx) = mpsc::channel(64);
         let worker = Worker {
             conn,
             tx,
+            peer_tx,
             in_flight: 0,
             max_in_flight,
             beneficiary: hello.beneficiary,
@@ -223,10 +241,11 @@ impl Scheduler {
             agent: hello.agent.clone(),
             connected_at: crate::unix_ms(),
             warm: Default::default(),
+            max_shards: hello.max_shards,
             shards: Default::default(),
         };
         self.transition(|state| state.add_worker(hello.worker, worker, Instant::now()));
-        (conn, max_in_flight, rx)
+        (conn, max_in_flight, rx, peer_rx)
     }
 
     /// Resolves with the job's final record once it finishes. Call before submitting the job.
@@ -256,8 +275,37 @@ impl Scheduler {
     pub async fn on_result(&self, worker: Address, output: TaskOutput) {
         let lease = output.lease;
         let evaluate = self.transition(|state| {
-            let outputs = shaped_outputs(state, lease, output.outputs);
-            state.on_result(worker, lease, outputs, Instant::now())
+            let answer = match shaped_outputs(state, lease, output.outputs) {
+                Some(outputs) => {
+                    if let Some(bytes) = carried_activations(state, lease, &outputs) {
+                        state.traffic.activation_bytes += bytes;
+                    }
+                    Answer::Outputs(outputs)
+                }
+                None => Answer::Malformed,
+            };
+            state.on_result(worker, lease, answer, Instant::now())
+        });
+        if let Some(evaluate) = evaluate {
+            self.evaluate(evaluate).await;
+        }
+    }
+
+    /// Takes the digest of an output the worker keeps for its peers.
+    pub async fn on_digest(&self, worker: Address, digest: TaskDigest) {
+        let lease = digest.lease;
+        let evaluate = self.transition(|state| {
+            let expected = state
+                .leases
+                .get(lease)
+                .and_then(|l| state.tasks.get(&l.task))
+                .filter(|t| t.job.hand_off)
+                .map(|t| t.spec.outputs().into_iter().map(|(_, _, size)| size).collect::<Vec<_>>());
+            let answer = match expected.as_deref() {
+                Some([size]) if *size == digest.size => Answer::Digest(digest.sha256),
+                _ => Answer::Malformed,
+            };
+            state.on_result(worker, lease, answer, Instant::now())
         });
         if let Some(evaluate) = evaluate {
             self.evaluate(evaluate).await;
@@ -282,6 +330,7 @@ impl Scheduler {
             let expired = self.transition(|state| {
                 let now = Instant::now();
                 let expired = state.expire(now);
+                state.pairs.prune(now);
                 state.hedge(now, hedge_after, |redundancy| quorum::Rule::for_redundancy(redundancy).max_replicas);
                 expired
             });
@@ -293,14 +342,24 @@ impl Scheduler {
 
     async fn evaluate(&self, mut evaluate: ToEvaluate) {
         loop {
-            let ToEvaluate { task, job, spec, results } = evaluate;
+            let ToEvaluate { task, job, spec, mut results } = evaluate;
             let dtypes: Vec<_> = spec.outputs().into_iter().map(|(_, dtype, _)| dtype).collect();
             let rule = quorum::Rule::for_redundancy(job.redundancy);
-            let decision =
-                quorum::decide(results.len(), rule, |i, j| match (&results[i].outputs, &results[j].outputs) {
-                    (Some(a), Some(b)) => tolerance::outputs_match(a, b, &dtypes, &job.tolerance),
-                    _ => false,
-                });
+            let judge = |results: &[state::Replica]| {
+                quorum::decide(results.len(), rule, |i, j| {
+                    answers_match(&results[i].answer, &results[j].answer, &dtypes, &job.tolerance)
+                })
+            };
+            let mut decision = judge(&results);
+            // Digests only match bit for bit. Honest GPUs of different makes round differently,
+            // so replicas that did not agree exactly are fetched and compared within tolerance.
+            if !matches!(decision, Decision::Accept { .. })
+                && results.iter().any(|r| matches!(r.answer, Answer::Digest(_)))
+            {
+                let size = spec.outputs().iter().map(|(_, _, size)| size).sum();
+                self.fetch_digests(task, &mut results, size).await;
+                decision = judge(&results);
+            }
             let (workers, fail) = match decision {
                 Decision::Accept { canonical, agreeing } => {
                     self.accept(task, &job, &spec, results, canonical, agreeing).await;
@@ -336,8 +395,14 @@ impl Scheduler {
         canonical: usize,
         agreeing: Vec<usize>,
     ) {
-        let data = results[canonical].outputs.clone().expect("accepted results have outputs");
-        let output_sha256 = hyphae_proto::frame::outputs_sha256(data.iter().map(|o| o.0.as_slice()));
+        let (data, output_sha256) = match &results[canonical].answer {
+            Answer::Outputs(data) => {
+                (data.clone(), hyphae_proto::frame::outputs_sha256(data.iter().map(|o| o.0.as_slice())))
+            }
+            // The output stays with the workers; the next shard fetches it from them.
+            Answer::Digest(sha256) => (Vec::new(), *sha256),
+            Answer::Malformed => unreachable!("a malformed answer matches nothing, so it never wins"),
+        };
         let outputs: Vec<OutputData> = spec
             .outputs()
             .into_iter()
@@ -361,7 +426,10 @@ impl Scheduler {
                 })
             })
             .collect();
-        let accepted: Vec<Address> = agreeing.iter().map(|&i| results[i].worker).collect();
+        // Workers holding exactly the canonical bytes first: they are the next shard's sources.
+        let mut agreeing_first = agreeing.clone();
+        agreeing_first.sort_by_key(|&i| !matches!(results[i].answer, Answer::Digest(d) if d == output_sha256));
+        let accepted: Vec<Address> = agreeing_first.iter().map(|&i| results[i].worker).collect();
         let rejected: Vec<Address> =
             (0..results.len()).filter(|i| !agreeing.contains(i)).map(|i| results[i].worker).collect();
         if !rejected.is_empty() {
@@ -603,6 +671,7 @@ impl Scheduler {
             recent_jobs,
             top_beneficiaries: earners,
             models: Default::default(),
+            transport: state.traffic.clone(),
         }
     }
 
@@ -611,7 +680,7 @@ impl Scheduler {
     }
 }
 
-fn shared_of(record: &JobRecord) -> Arc<JobShared> {
+fn shared_of(record: &JobRecord, hand_off: bool) -> Arc<JobShared> {
     let entry = match &record.work {
         JobWork::Kernel { entry_point, workgroup_size, workgroup_storage, .. } => Some(EntryPointInfo {
             name: entry_point.clone(),
@@ -628,6 +697,7 @@ fn shared_of(record: &JobRecord) -> Arc<JobShared> {
         tolerance: record.tolerance,
         redundancy: record.redundancy,
         credits_per_task: record.credits_per_task,
+        hand_off,
     })
 }
 
@@ -668,6 +738,26 @@ fn shaped_outputs(
         return None;
     }
     Some(outputs)
+}
+
+fn answers_match(a: &Answer, b: &Answer, dtypes: &[hyphae_proto::Dtype], tolerance: &Tolerance) -> bool {
+    let digest_of = |outputs: &[Bytes]| hyphae_proto::frame::outputs_sha256(outputs.iter().map(|o| o.0.as_slice()));
+    match (a, b) {
+        (Answer::Outputs(a), Answer::Outputs(b)) => tolerance::outputs_match(a, b, dtypes, tolerance),
+        (Answer::Digest(a), Answer::Digest(b)) => a == b,
+        (Answer::Digest(d), Answer::Outputs(o)) | (Answer::Outputs(o), Answer::Digest(d)) => *d == digest_of(o),
+        (Answer::Malformed, _) | (_, Answer::Malformed) => false,
+    }
+}
+
+/// Bytes of activations in a shard result that feeds another shard (a full output, not a
+/// digest): what peer-to-peer hand-off saves the relay.
+fn carried_activations(state: &State, lease: hyphae_proto::LeaseId, outputs: &[Bytes]) -> Option<u64> {
+    let task = state.tasks.get(&state.leases.get(lease)?.task)?;
+    match &task.job.work {
+        JobWork::Shard { shard, .. } if !shard.pooling => Some(outputs.iter().map(|o| o.0.len() as u64).sum()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

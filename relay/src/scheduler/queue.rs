@@ -50,13 +50,13 @@ impl Queue {
     /// Removes and returns the first entry `fit` accepts, or better, within a short look-ahead,
     /// the first it prefers (a shard whose weights the worker already holds). `fit` returns `None`
     /// for an entry whose task no longer exists; such entries are dropped on the way.
-    pub fn take_best(&mut self, mut fit: impl FnMut(&TaskId) -> Option<Fit>) -> Option<Entry> {
+    pub fn take_best(&mut self, mut fit: impl FnMut(&Entry) -> Option<Fit>) -> Option<Entry> {
         let mut i = 0;
         let mut scanned = 0;
         let mut first = None;
         while i < self.entries.len() && scanned < SCAN {
             scanned += 1;
-            match fit(&self.entries[i].task) {
+            match fit(&self.entries[i]) {
                 None => {
                     self.entries.remove(i);
                     continue;
@@ -96,7 +96,7 @@ mod tests {
         for i in 0..3 {
             q.push_back(t(i), now);
         }
-        let taken = q.take_best(|task| Some(if task.index != 0 { Fit::Yes } else { Fit::No })).unwrap();
+        let taken = q.take_best(|entry| Some(if entry.task.index != 0 { Fit::Yes } else { Fit::No })).unwrap();
         assert_eq!(taken.task, t(1));
         assert_eq!(q.take_best(|_| Some(Fit::Yes)).unwrap().task, t(0));
         assert_eq!(q.take_best(|_| Some(Fit::Yes)).unwrap().task, t(2));
@@ -108,7 +108,7 @@ mod tests {
         let mut q = Queue::default();
         q.push_back(t(0), now);
         q.push_back(t(1), now);
-        let taken = q.take_best(|task| if task.index == 0 { None } else { Some(Fit::Yes) }).unwrap();
+        let taken = q.take_best(|entry| if entry.task.index == 0 { None } else { Some(Fit::Yes) }).unwrap();
         assert_eq!(taken.task, t(1));
         assert!(q.is_empty());
     }
@@ -120,7 +120,7 @@ mod tests {
         for i in 0..4 {
             q.push_back(t(i), now);
         }
-        let taken = q.take_best(|task| Some(if task.index == 2 { Fit::Preferred } else { Fit::Yes })).unwrap();
+        let taken = q.take_best(|entry| Some(if entry.task.index == 2 { Fit::Preferred } else { Fit::Yes })).unwrap();
         assert_eq!(taken.task, t(2));
         assert_eq!(q.take_best(|_| Some(Fit::Yes)).unwrap().task, t(0));
     }

@@ -2,20 +2,23 @@
 //! one mutex and never awaits: slow work (comparing big outputs, signing, disk) happens outside,
 //! in `mod.rs`, between transitions.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyphae_proto::api::{JobStatus, TaskCounts, Tolerance};
-use hyphae_proto::frame::{AdapterInfo, KernelWork, Platform, ShardWork, TaskAssignment, TaskFailure, ToWorker, Work};
+use hyphae_proto::api::{JobStatus, TaskCounts, Tolerance, TransportStats};
+use hyphae_proto::frame::{
+    AdapterInfo, KernelWork, Platform, ShardWork, Source, TaskAssignment, TaskFailure, ToWorker, Work,
+};
 use hyphae_proto::tensor::Bytes;
-use hyphae_proto::{Address, BlobId, Credits, JobId, LeaseId, TaskId};
+use hyphae_proto::{Address, BlobId, Credits, JobId, LeaseId, Sha256, TaskId};
 use hyphae_shaders::EntryPointInfo;
 use hyphae_shaders::executor::Requirements;
 use tokio::sync::mpsc;
 
 use super::history::History;
 use super::lease::{Lease, Leases};
+use super::pairs::{PAIRING_LIFETIME, Pairs};
 use super::placement;
 use super::queue::{Fit, Queue};
 use crate::store::records::{JobRecord, JobWork, TaskBody, TaskRecord};
@@ -30,6 +33,8 @@ pub struct JobShared {
     pub tolerance: Tolerance,
     pub redundancy: u32,
     pub credits_per_task: Credits,
+    /// See [`crate::job::ValidatedJob::hand_off`].
+    pub hand_off: bool,
 }
 
 /// What a worker's writer task sends down the socket.
@@ -47,6 +52,8 @@ pub struct Dispatch {
     pub job: Arc<JobShared>,
     pub spec: Arc<TaskRecord>,
     pub deadline_ms: u64,
+    /// Shard tasks: other workers that were given the same weights.
+    pub weight_peers: Vec<Address>,
 }
 
 impl Dispatch {
@@ -75,6 +82,8 @@ impl Dispatch {
                 input: input.clone(),
                 input_size: *input_size,
                 output_size: *output_size,
+                hand_off: self.job.hand_off,
+                weight_peers: self.weight_peers.clone(),
             })),
             _ => unreachable!("a job's tasks are of the job's kind (checked when the job is made)"),
         };
@@ -124,8 +133,19 @@ pub enum Phase {
 pub struct Replica {
     pub worker: Address,
     pub beneficiary: Address,
-    /// `None` when the worker's answer did not even have the task's output shape.
-    pub outputs: Option<Vec<Bytes>>,
+    pub answer: Answer,
+}
+
+/// What a replica answered.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// The outputs, in binding order, shaped as the task says.
+    Outputs(Vec<Bytes>),
+    /// Only the digest of an output the worker keeps for its peers (right size, checked).
+    Digest(Sha256),
+    /// Something that can never match: the wrong shape, or a digest the worker could not back
+    /// with bytes when asked.
+    Malformed,
 }
 
 pub struct TaskState {
@@ -150,6 +170,8 @@ pub struct TaskState {
 pub struct Worker {
     pub conn: u64,
     pub tx: mpsc::Sender<Outbound>,
+    /// Signals and peer frames for this worker (see `peering`).
+    pub peer_tx: mpsc::Sender<ToWorker>,
     pub in_flight: u32,
     pub max_in_flight: u32,
     pub beneficiary: Address,
@@ -158,8 +180,12 @@ pub struct Worker {
     pub agent: String,
     /// Unix milliseconds.
     pub connected_at: u64,
-    /// Shard weights this worker has been given, so it already holds them: (preferred placement).
-    pub warm: HashSet<BlobId>,
+    /// Shard weights this worker has been given, so it already holds them (preferred
+    /// placement), least recently used first; at most `max_shards` of them, as the worker
+    /// evicts the same way.
+    pub warm: Vec<BlobId>,
+    /// See [`hyphae_proto::frame::Hello::max_shards`]; 0: no limit.
+    pub max_shards: u32,
     /// The model shards it has run: (model, index, count), for the dashboard.
     pub shards: BTreeSet<(String, u32, u32)>,
 }
@@ -224,6 +250,10 @@ pub struct Earning {
 
 const RECENT_JOBS: usize = 20;
 
+/// How long a shard task waits for a worker with room before one whose shard slots are all
+/// taken is given it anyway.
+const SPILL_AFTER: Duration = Duration::from_secs(2);
+
 pub struct State {
     pub jobs: HashMap<JobId, ActiveJob>,
     pub tasks: HashMap<TaskId, TaskState>,
@@ -241,6 +271,9 @@ pub struct State {
     pub earnings: HashMap<Address, Earning>,
     /// Who waits for a job to finish (the embeddings service, for each shard's job).
     pub watchers: HashMap<JobId, Vec<tokio::sync::oneshot::Sender<JobRecord>>>,
+    /// Workers introduced to each other, and what the data plane moved.
+    pub pairs: Pairs,
+    pub traffic: TransportStats,
 }
 
 impl State {
@@ -259,6 +292,8 @@ impl State {
             recent: Vec::new(),
             earnings: HashMap::new(),
             watchers: HashMap::new(),
+            pairs: Pairs::default(),
+            traffic: TransportStats::default(),
         }
     }
 
@@ -381,15 +416,21 @@ impl State {
         }
         let limits = worker.adapter.limits;
         let warm = &worker.warm;
+        let full = worker.max_shards > 0 && warm.len() >= worker.max_shards as usize;
         let tasks = &self.tasks;
-        let entry = self.queue.take_best(|id| {
-            let task = tasks.get(id)?;
+        let entry = self.queue.take_best(|entry| {
+            let task = tasks.get(&entry.task)?;
             let fits = task.phase == Phase::Open
                 && !task.tried.contains(&address)
                 && placement::fits(task.job.entry.as_ref(), &task.needs, &limits);
             Some(match (fits, &task.job.work) {
                 (false, _) => Fit::No,
                 (true, JobWork::Shard { weights, .. }) if warm.contains(weights) => Fit::Preferred,
+                // A worker whose memory is spoken for leaves other shards to workers with room,
+                // unless none took the task for a while: then it evicts one.
+                (true, JobWork::Shard { .. }) if full && now.saturating_duration_since(entry.since) < SPILL_AFTER => {
+                    Fit::No
+                }
                 (true, _) => Fit::Yes,
             })
         });
@@ -411,18 +452,57 @@ impl State {
         }
         self.waits.push(now.saturating_duration_since(entry.since));
         self.counters.dispatched += 1;
+        let weight_peers = self.introduce(address, &job, &spec, now);
         let worker = self.workers.get_mut(&address).expect("checked above");
         worker.in_flight += 1;
         if let JobWork::Shard { model, shard, weights, .. } = &job.work {
-            worker.warm.insert(*weights);
+            worker.warm.retain(|w| w != weights);
+            worker.warm.push(*weights);
+            if worker.max_shards > 0 && worker.warm.len() > worker.max_shards as usize {
+                worker.warm.remove(0);
+            }
             worker.shards.insert((model.clone(), shard.index, shard.count));
         }
-        let dispatch = Dispatch { lease, job, spec, deadline_ms: self.lease_timeout.as_millis() as u64 };
+        let dispatch = Dispatch { lease, job, spec, deadline_ms: self.lease_timeout.as_millis() as u64, weight_peers };
         if worker.tx.try_send(Outbound::Task(dispatch)).is_err() {
             self.broken.push(address);
             return false;
         }
         true
+    }
+
+    /// Pairs a shard task's worker with the holders of its input and with a few workers that
+    /// were given its weights (returned: they may serve them), and counts activations the
+    /// relay carries itself.
+    fn introduce(&mut self, address: Address, job: &JobShared, spec: &TaskRecord, now: Instant) -> Vec<Address> {
+        const WEIGHT_PEERS: usize = 3;
+        let (JobWork::Shard { weights, shard, .. }, TaskBody::Shard { input, input_size, .. }) =
+            (&job.work, &spec.body)
+        else {
+            return Vec::new();
+        };
+        let until = now + PAIRING_LIFETIME;
+        match input {
+            Source::Peer(source) => {
+                for holder in &source.holders {
+                    self.pairs.pair(address, *holder, until);
+                }
+            }
+            Source::Inline(_) | Source::Blob(_) if !shard.embeddings => self.traffic.activation_bytes += input_size,
+            _ => {}
+        }
+        let mut peers: Vec<Address> = self
+            .workers
+            .iter()
+            .filter(|(a, w)| **a != address && w.warm.contains(weights))
+            .map(|(a, _)| *a)
+            .take(WEIGHT_PEERS)
+            .collect();
+        peers.sort();
+        for peer in &peers {
+            self.pairs.pair(address, *peer, until);
+        }
+        peers
     }
 
     fn drop_broken(&mut self, now: Instant) {
@@ -460,20 +540,14 @@ impl State {
     }
 
     /// Records a result. Returns the task to evaluate when it was the last replica outstanding.
-    pub fn on_result(
-        &mut self,
-        address: Address,
-        lease: LeaseId,
-        outputs: Option<Vec<Bytes>>,
-        now: Instant,
-    ) -> Option<ToEvaluate> {
+    pub fn on_result(&mut self, address: Address, lease: LeaseId, answer: Answer, now: Instant) -> Option<ToEvaluate> {
         let ended = self.end_lease(address, lease);
         let evaluate = ended.and_then(|(id, issued)| {
             let beneficiary = self.workers.get(&address).map(|w| w.beneficiary)?;
             let task = self.tasks.get_mut(&id)?;
             task.in_flight -= 1;
             task.first_answer.get_or_insert(now.saturating_duration_since(issued));
-            task.results.push(Replica { worker: address, beneficiary, outputs });
+            task.results.push(Replica { worker: address, beneficiary, answer });
             // Judged as soon as a quorum is possible, even with replicas still out: a slow
             // worker does not hold up a result its faster peers already agree on.
             if task.phase == Phase::Open && task.results.len() as u32 >= task.job.redundancy {
@@ -743,6 +817,7 @@ mod tests {
             tolerance: Tolerance::default(),
             redundancy,
             credits_per_task: Credits::whole(1),
+            hand_off: false,
         });
         let specs = (0..tasks)
             .map(|index| {
@@ -770,6 +845,7 @@ mod tests {
         let w = Worker {
             conn: 0,
             tx,
+            peer_tx: mpsc::channel(1).0,
             in_flight: 0,
             max_in_flight,
             beneficiary: address,
@@ -777,7 +853,8 @@ mod tests {
             adapter: AdapterInfo { limits: LIMITS, ..AdapterInfo::default() },
             agent: "test".into(),
             connected_at: 0,
-            warm: HashSet::new(),
+            warm: Vec::new(),
+            max_shards: 0,
             shards: BTreeSet::new(),
         };
         state.add_worker(address, w, now);
@@ -817,7 +894,7 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(state.workers[&a].in_flight, 3);
         // Answering one frees one slot, which is filled at once.
-        let evaluate = state.on_result(a, got[0].0, Some(vec![Bytes(vec![0; 4])]), now);
+        let evaluate = state.on_result(a, got[0].0, Answer::Outputs(vec![Bytes(vec![0; 4])]), now);
         assert!(evaluate.is_some(), "redundancy 1: one result completes the task");
         assert_eq!(leases(&mut rx).len(), 1);
         assert_eq!(state.workers[&a].in_flight, 3);
@@ -839,7 +916,7 @@ mod tests {
         assert!(matches!(cancelled, Outbound::Frame(ToWorker::Cancel { lease: l }) if l == lease));
         assert_eq!(leases(&mut other_rx).iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec![task]);
         assert!(leases(&mut slow_rx).is_empty(), "the task went back to the worker that let it expire");
-        assert!(state.on_result(slow, lease, Some(vec![Bytes(vec![0; 4])]), now).is_none());
+        assert!(state.on_result(slow, lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), now).is_none());
         assert!(state.tasks[&task].results.is_empty(), "a late answer to an expired lease counted");
     }
 
@@ -868,6 +945,7 @@ mod tests {
         let replacement = Worker {
             conn: 1,
             tx,
+            peer_tx: mpsc::channel(1).0,
             in_flight: 0,
             max_in_flight: 4,
             beneficiary: address,
@@ -875,7 +953,8 @@ mod tests {
             adapter: AdapterInfo { limits: LIMITS, ..AdapterInfo::default() },
             agent: "test".into(),
             connected_at: 0,
-            warm: HashSet::new(),
+            warm: Vec::new(),
+            max_shards: 0,
             shards: BTreeSet::new(),
         };
         state.add_worker(address, replacement, now);
@@ -907,7 +986,7 @@ mod tests {
         let [(fast_lease, task)] = leases(&mut fast_rx)[..] else { panic!("expected one lease") };
         let [(slow_lease, _)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
         let (idle, mut idle_rx) = worker(&mut state, 1, now);
-        assert!(state.on_result(fast, fast_lease, Some(vec![Bytes(vec![0; 4])]), at(1500)).is_none());
+        assert!(state.on_result(fast, fast_lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), at(1500)).is_none());
 
         // Slower than the first answer, but not twice as slow: nothing happens.
         state.hedge(at(2900), Duration::from_secs(2), |r| 2 * r + 1);
@@ -917,7 +996,7 @@ mod tests {
         assert_eq!(hedged, task);
 
         // The hedge's answer completes the quorum at once; the straggler is told to stop.
-        let evaluate = state.on_result(idle, idle_lease, Some(vec![Bytes(vec![0; 4])]), at(3500));
+        let evaluate = state.on_result(idle, idle_lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), at(3500));
         assert!(evaluate.is_some(), "a quorum waited for the straggler");
         state.begin_settling(task, at(3500));
         let cancelled = slow_rx.try_recv().expect("the straggler is told");
@@ -965,12 +1044,14 @@ mod tests {
             out.extend(leases(rx).into_iter().map(|(lease, _)| (*address, lease)));
         }
         assert_eq!(out.len(), 3);
-        assert!(state.on_result(out[0].0, out[0].1, Some(vec![Bytes(vec![1; 4])]), now).is_none());
-        let first_two = state.on_result(out[1].0, out[1].1, Some(vec![Bytes(vec![2; 4])]), now).expect("two results");
+        assert!(state.on_result(out[0].0, out[0].1, Answer::Outputs(vec![Bytes(vec![1; 4])]), now).is_none());
+        let first_two =
+            state.on_result(out[1].0, out[1].1, Answer::Outputs(vec![Bytes(vec![2; 4])]), now).expect("two results");
         // They disagree; the third replica is still out, so nothing more is asked for.
         assert!(matches!(state.reconsider(task, first_two.results, None, now), Next::Wait));
         assert_eq!(state.tasks[&task].target, 3);
-        let all = state.on_result(out[2].0, out[2].1, Some(vec![Bytes(vec![2; 4])]), now).expect("three results");
+        let all =
+            state.on_result(out[2].0, out[2].1, Answer::Outputs(vec![Bytes(vec![2; 4])]), now).expect("three results");
         assert_eq!(all.results.len(), 3);
     }
 }

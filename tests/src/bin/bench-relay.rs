@@ -229,6 +229,7 @@ async fn simulated_worker(
         },
         agent: "bench".into(),
         max_in_flight: 1,
+        max_shards: 0,
     };
     socket.send(Message::Binary(ToRelay::Hello(Box::new(hello)).encode().into())).await?;
     let mut sent_at: Option<Instant> = None;

@@ -6,6 +6,7 @@ pub mod browser;
 mod client;
 mod grid;
 mod jobs;
+mod lan;
 mod process;
 mod worker;
 
@@ -15,6 +16,7 @@ pub use browser::Browser;
 pub use client::Client;
 pub use grid::Grid;
 pub use jobs::{MatmulCase, collatz_job, matmul_job, perturb};
+pub use lan::Lan;
 pub use process::{NodeProcess, RelayProcess};
 pub use worker::{InProcessWorker, Lying};
 

@@ -22,8 +22,8 @@ pub struct RelayProcess {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+fn free_port(ip: std::net::IpAddr) -> SocketAddr {
+    let listener = TcpListener::bind((ip, 0)).expect("binding a free port");
     listener.local_addr().expect("bound")
 }
 
@@ -43,6 +43,11 @@ impl RelayProcess {
     /// A relay in a fresh data directory serving all-MiniLM-L6-v2 (from the wheel `cargo xtask
     /// test` names in `HYPHAE_MINILM_WHEEL`), planned into `shards` shards.
     pub fn start_with_model(shards: u32, args: &[&str]) -> RelayProcess {
+        Self::start_with_model_on(std::net::Ipv4Addr::LOCALHOST.into(), shards, args)
+    }
+
+    /// [`Self::start_with_model`], listening on `ip` (a [`super::Lan`]'s gateway, say).
+    pub fn start_with_model_on(ip: std::net::IpAddr, shards: u32, args: &[&str]) -> RelayProcess {
         let wheel = std::env::var("HYPHAE_MINILM_WHEEL").unwrap_or_else(|_| {
             panic!("HYPHAE_MINILM_WHEEL is not set: run the model tests through `cargo xtask test`")
         });
@@ -53,13 +58,17 @@ impl RelayProcess {
             .output()
             .expect("running hyphae model add");
         assert!(output.status.success(), "hyphae model add failed: {}", String::from_utf8_lossy(&output.stderr));
-        let mut relay = RelayProcess::start_in(dir.path(), args);
+        let mut relay = RelayProcess::start_in_on(dir.path(), args, ip);
         relay._dir = Some(dir);
         relay
     }
 
     /// A relay on `data`, creating its API key first.
     pub fn start_in(data: &Path, args: &[&str]) -> RelayProcess {
+        Self::start_in_on(data, args, std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    fn start_in_on(data: &Path, args: &[&str], ip: std::net::IpAddr) -> RelayProcess {
         let output = Command::new(bin("hyphae"))
             .args(["keys", "create", "--name", "tests", "--data"])
             .arg(data)
@@ -68,7 +77,7 @@ impl RelayProcess {
             .expect("running hyphae keys create");
         assert!(output.status.success(), "hyphae keys create failed: {output:?}");
         let api_key = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().trim().to_owned();
-        let addr = free_port();
+        let addr = free_port(ip);
         let mut relay = RelayProcess {
             child: None,
             addr,
@@ -165,10 +174,33 @@ impl NodeProcess {
         beneficiary: Option<Address>,
         env: &[(&str, &str)],
     ) -> NodeProcess {
+        Self::spawn(Command::new(bin("hyphae-node")), relay, dir, name, beneficiary, env, &[])
+    }
+
+    /// A worker with extra flags.
+    pub fn start_with_args(relay: &RelayProcess, dir: &Path, name: &str, args: &[&str]) -> NodeProcess {
+        Self::spawn(Command::new(bin("hyphae-node")), relay, dir, name, None, &[], args)
+    }
+
+    /// A worker in network namespace `ns` (see [`super::Lan`]), with extra flags.
+    pub fn start_in_namespace(relay: &RelayProcess, dir: &Path, name: &str, ns: &str, args: &[&str]) -> NodeProcess {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns]).arg(bin("hyphae-node"));
+        Self::spawn(command, relay, dir, name, None, &[], args)
+    }
+
+    fn spawn(
+        mut command: Command,
+        relay: &RelayProcess,
+        dir: &Path,
+        name: &str,
+        beneficiary: Option<Address>,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> NodeProcess {
         let key_file = dir.join(format!("{name}.key"));
         let log = dir.join(format!("{name}.log"));
-        let mut command = Command::new(bin("hyphae-node"));
-        command.args(["--relay", &relay.url, "--key"]).arg(&key_file);
+        command.args(["--relay", &relay.url, "--key"]).arg(&key_file).args(args);
         if let Some(b) = beneficiary {
             command.args(["--beneficiary", &b.to_string()]);
         }

@@ -61,6 +61,8 @@ impl InProcessWorker {
             events: Some(tx),
             silence: Duration::from_secs(60),
             control,
+            rtc: None,
+            max_shards: hyphae_node::executor::shard_capacity() as u32,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
