@@ -69,6 +69,14 @@ impl PeerFrame {
     pub fn decode(bytes: &[u8]) -> Result<PeerFrame, ProtoError> {
         postcard::from_bytes(bytes).map_err(|e| ProtoError::Frame(e.to_string()))
     }
+
+    /// Data bytes the frame carries (a chunk's), for traffic counters.
+    pub fn payload_len(&self) -> u64 {
+        match self {
+            PeerFrame::Chunk(c) => c.data.0.len() as u64,
+            PeerFrame::Want { .. } | PeerFrame::Missing { .. } => 0,
+        }
+    }
 }
 
 /// The chunks answering `request` with `bytes`, in order. An empty transfer is one empty chunk,

@@ -268,12 +268,8 @@ impl Peers {
     async fn send(&self, peer: Address, route: &Route, frame: PeerFrame) -> Result<(), FetchError> {
         match route {
             Route::Direct(link) => {
-                let bytes = frame.encode();
-                let n = match &frame {
-                    PeerFrame::Chunk(c) => c.data.0.len() as u64,
-                    _ => 0,
-                };
-                link.send(bytes).await?;
+                let n = frame.payload_len();
+                link.send(frame.encode()).await?;
                 if n > 0 {
                     self.count(|t| t.sent += n);
                 }

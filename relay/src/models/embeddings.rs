@@ -364,8 +364,7 @@ impl Pipeline {
                     Source::Peer(PeerSource { sha256, holders: record.verified_by })
                 }
             };
-            let rows = if shards[k].spec.pooling { u64::from(batch) } else { u64::from(batch * seq) };
-            inputs.push((next, rows * hidden * 4));
+            inputs.push((next, self.output_size(k, batch, seq)));
             k += 1;
         }
         let Some((Source::Inline(output), _)) = inputs.pop() else {
@@ -379,6 +378,13 @@ impl Pipeline {
             )));
         }
         Ok(floats.chunks(hidden as usize).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Bytes of shard `k`'s output: hidden states `[batch, seq, hidden]` f32, or for the pooling
+    /// shard one embedding per sequence.
+    fn output_size(&self, k: usize, batch: u32, seq: u32) -> u64 {
+        let rows = if self.model.record.shards[k].spec.pooling { u64::from(batch) } else { u64::from(batch * seq) };
+        rows * u64::from(self.model.config.hidden_size) * 4
     }
 
     /// Runs shard `k` on one batch as a single-task job and returns its verified result.
@@ -395,7 +401,6 @@ impl Pipeline {
     ) -> Result<crate::store::records::ResultRecord, EmbeddingError> {
         let model = &self.model;
         let shard = &model.record.shards[k];
-        let hidden = u64::from(model.config.hidden_size);
         let plan = ShardPlan {
             index: shard.spec.index,
             count: shard.spec.count,
@@ -403,7 +408,6 @@ impl Pipeline {
             embeddings: shard.spec.embeddings,
             pooling: shard.spec.pooling,
         };
-        let rows = if shard.spec.pooling { u64::from(batch) } else { u64::from(batch * seq) };
         let flops = shard_flops(&model.config, &plan, batch, seq);
         let job = ValidatedJob {
             work: JobWork::Shard {
@@ -426,7 +430,7 @@ impl Pipeline {
                     mask: mask.clone(),
                     input_size,
                     input,
-                    output_size: rows * hidden * 4,
+                    output_size: self.output_size(k, batch, seq),
                 },
             }],
             hand_off,

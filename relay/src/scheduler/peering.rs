@@ -56,7 +56,7 @@ impl Scheduler {
             self.deliver_fetched(from, frame);
             return;
         }
-        let size = frame_bytes(&frame);
+        let size = frame.payload_len();
         let route = self.transition(|state| {
             if !state.pairs.allowed(from, to, Instant::now()) {
                 state.traffic.refused += 1;
@@ -173,13 +173,5 @@ impl Scheduler {
         {
             let _ = tx.send(frame);
         }
-    }
-}
-
-/// Payload bytes of a frame, for the counters.
-fn frame_bytes(frame: &PeerFrame) -> u64 {
-    match frame {
-        PeerFrame::Chunk(c) => c.data.0.len() as u64,
-        _ => 0,
     }
 }
