@@ -29,6 +29,17 @@ export interface ConnectOptions {
   consent?: 'ask' | 'granted';
   /** Duty-cycle cap, 0 < x ≤ 1. Default 0.5. */
   maxUtilization?: number;
+  /**
+   * How many model shards the worker keeps loaded at once, 1 to 4 (each takes GPU memory). Default:
+   * the worker's own limit (4).
+   */
+  maxShards?: number;
+  /**
+   * Let the worker connect directly to other workers (WebRTC) to pass model activations. Default
+   * true; false sends them through the relay instead, and the page never creates a peer
+   * connection (which would reveal the visitor's local addresses to those workers).
+   */
+  directConnections?: boolean;
   /** Pause while `document.hidden`. Default true. */
   pauseWhenHidden?: boolean;
   /** Pause while the Battery Status API says the device is not charging. Default true. */

@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::blobs::BlobCache;
 use crate::executor::{Execute as _, GpuExecutor};
+use crate::peer::rtc::{RtcConfig, page_host};
 use crate::{ControlHandle, Event, Throttle, WorkerConfig, control, keystore};
 
 #[wasm_bindgen]
@@ -27,13 +28,20 @@ pub struct BrowserWorker {
 impl BrowserWorker {
     /// Opens the GPU, loads (or creates) this browser's key from IndexedDB and starts serving
     /// `relay`. `beneficiary` earns the credits (default: the worker's own address);
-    /// `adapter_label` names the GPU when the browser hides its name. Fails when the browser has
-    /// no usable WebGPU adapter: the caller reports the browser unsupported.
+    /// `adapter_label` names the GPU when the browser hides its name; `max_shards` caps the model
+    /// shards kept loaded (default and most: `shard_capacity`). With `rtc_host`, the page
+    /// holds this worker's peer connections (`sdk-js/src/rtc-host.js`, `peer::rtc::page_host`):
+    /// its requests go out as `{type: "rtc", …}` events and the page's answers come back through
+    /// [`BrowserWorker::rtc`]; without, activations from other workers come through the relay.
+    /// Fails when the browser has no usable WebGPU adapter: the caller reports the browser
+    /// unsupported.
     pub async fn start(
         relay: String,
         beneficiary: Option<String>,
         max_utilization: f64,
         adapter_label: Option<String>,
+        max_shards: Option<u32>,
+        rtc_host: bool,
         on_event: js_sys::Function,
     ) -> Result<BrowserWorker, JsError> {
         std::panic::set_hook(Box::new(|info| web_sys::console::error_1(&info.to_string().into())));
@@ -46,6 +54,11 @@ impl BrowserWorker {
         let address = key.address().to_string();
         emit(&on_event, identity(&address, &beneficiary, &executor.adapter()));
 
+        let rtc = rtc_host.then(|| {
+            page_host::install(on_event.clone());
+            // The page's browser picks the interfaces; only the timeout is ours to set.
+            RtcConfig { bind: Vec::new(), ..RtcConfig::default() }
+        });
         let (events, mut incoming) = mpsc::unbounded();
         let (throttle, control) = control(Throttle { paused: false, max_utilization });
         let config = WorkerConfig {
@@ -59,8 +72,8 @@ impl BrowserWorker {
             events: Some(events),
             silence: Duration::from_secs(60),
             control,
-            rtc: None,
-            max_shards: crate::executor::shard_capacity() as u32,
+            rtc,
+            max_shards: max_shards.unwrap_or(u32::MAX).clamp(1, crate::executor::shard_capacity() as u32),
         };
         let forward = on_event.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -101,6 +114,11 @@ impl BrowserWorker {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// A message from the page about a peer connection it holds for this worker.
+    pub fn rtc(&self, message: JsValue) -> Result<(), JsError> {
+        page_host::deliver(&message).map_err(|e| JsError::new(&e.to_string()))
     }
 
     /// The worker's address (its key's).

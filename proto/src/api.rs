@@ -332,6 +332,12 @@ pub struct TransportStats {
     pub signals: u64,
     /// Signals and peer frames refused between workers the relay had not paired.
     pub refused: u64,
+    /// Fetches between workers by path, as the fetching workers report them: mean latency is
+    /// `micros / count`, throughput `bytes / micros`.
+    #[serde(default)]
+    pub direct_fetches: crate::frame::FetchTotals,
+    #[serde(default)]
+    pub relayed_fetches: crate::frame::FetchTotals,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

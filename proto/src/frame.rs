@@ -265,13 +265,41 @@ pub struct TaskDigest {
     pub elapsed_us: u64,
 }
 
-/// Counters a worker reports about its direct peer connections, as deltas.
+/// Counters a worker reports about its data plane, as deltas.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerTraffic {
+    /// Payload bytes sent over direct connections.
     pub sent: u64,
-    pub received: u64,
     pub connections_up: u32,
     pub connections_failed: u32,
+    /// Fetches that completed over a direct connection.
+    pub direct: FetchTotals,
+    /// Fetches that completed through the relay.
+    pub relayed: FetchTotals,
+}
+
+/// Fetches (of activations or weights, from other workers) that completed over one path: how
+/// many, their bytes, and the time from asking to holding every byte checked (a connection's
+/// setup not included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchTotals {
+    pub count: u64,
+    pub bytes: u64,
+    pub micros: u64,
+}
+
+impl FetchTotals {
+    pub fn add(&mut self, bytes: u64, took: std::time::Duration) {
+        self.count += 1;
+        self.bytes += bytes;
+        self.micros += u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    }
+
+    pub fn merge(&mut self, other: &FetchTotals) {
+        self.count += other.count;
+        self.bytes += other.bytes;
+        self.micros += other.micros;
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,8 @@
 // Invariants: no worker exists before an explicit yes (or `consent: 'granted'`, meaning the site
 // asked); credits are summed as integer millionths in BigInt, never as floats.
 
+import { RtcHost } from './rtc-host.js';
+
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const CREDITS = /^\d+(\.\d{1,6})?$/;
 const MICROS = 1_000_000n;
@@ -65,6 +67,8 @@ export class Grid {
   #pauses = new Set();
   #worker = null;
   #workerCleanup = null;
+  /** Holds the worker's peer connections (workers have no RTCPeerConnection). */
+  #rtc = null;
   #prompt = null;
   #memory = null; // consent answer when localStorage is unavailable
   #identity = { worker: null, beneficiary: null, adapter: null };
@@ -286,6 +290,7 @@ export class Grid {
       return;
     }
     this.#worker = worker;
+    this.#rtc = this.#options.directConnections && RtcHost.supported() ? new RtcHost(worker) : null;
     this.#workerState = 'starting';
     this.#detail = undefined;
     this.#since ??= Date.now();
@@ -309,6 +314,8 @@ export class Grid {
       relay: this.#options.relay,
       beneficiary: this.#options.beneficiary,
       maxUtilization: this.#options.maxUtilization,
+      maxShards: this.#options.maxShards,
+      rtcHost: this.#rtc !== null,
     });
     if (this.#pauses.size > 0) worker.postMessage({ type: 'pause' });
   }
@@ -325,6 +332,8 @@ export class Grid {
     const worker = this.#worker;
     if (!worker) return;
     this.#worker = null;
+    this.#rtc?.close();
+    this.#rtc = null;
     const cleanup = this.#workerCleanup;
     this.#workerCleanup = null;
     this.#currentTask = null;
@@ -392,6 +401,8 @@ export class Grid {
         return this.#onReceipt(data.receipt);
       case 'error':
         return this.#emit('error', { message: String(data.message ?? 'unknown error') });
+      case 'rtc':
+        return this.#rtc?.handle(data);
       default:
         return undefined;
     }
@@ -544,11 +555,20 @@ function normalizeOptions(options) {
     beneficiary,
     consent,
     maxUtilization: checkUtilization(options.maxUtilization ?? 0.5),
+    maxShards: checkShards(options.maxShards ?? null),
+    directConnections: options.directConnections ?? true,
     pauseWhenHidden: options.pauseWhenHidden ?? true,
     pauseOnBattery: options.pauseOnBattery ?? true,
     container: options.container ?? null,
     workerUrl: new URL(options.workerUrl ?? './worker.js', import.meta.url).href,
   };
+}
+
+function checkShards(value) {
+  if (value !== null && !(Number.isInteger(value) && value >= 1 && value <= 4)) {
+    throw new RangeError(`maxShards must be an integer from 1 to 4, got ${value}`);
+  }
+  return value;
 }
 
 function checkUtilization(value) {

@@ -1,9 +1,10 @@
 // hyphae browser worker: runs the Rust/wasm worker (`BrowserWorker`, node-wasm/src/wasm.rs)
 // inside a module Web Worker, so the page's main thread never does grid work.
 //
-// Page → worker: {type:'start', relay, beneficiary, maxUtilization}, {type:'pause'},
-//                {type:'resume'}, {type:'throttle', maxUtilization}, {type:'stop'}.
-// Worker → page: the worker's events, {type:'state'|'identity'|'task-start'|'task'|'receipt'|'error', …}
+// Page → worker: {type:'start', relay, beneficiary, maxUtilization, maxShards, rtcHost}, {type:'pause'},
+//                {type:'resume'}, {type:'throttle', maxUtilization}, {type:'stop'}, and {type:'rtc', …}
+//                from the page holding this worker's peer connections (rtc-host.js).
+// Worker → page: the worker's events, {type:'state'|'identity'|'task-start'|'task'|'receipt'|'error'|'rtc', …}
 // (documented in sdk-js/README.md).
 
 import init, { BrowserWorker } from '../pkg/hyphae_node.js';
@@ -63,6 +64,8 @@ async function start(command) {
       command.beneficiary ? String(command.beneficiary) : undefined,
       Number(command.maxUtilization ?? 1),
       await adapterLabel(),
+      Number.isInteger(command.maxShards) ? command.maxShards : undefined,
+      command.rtcHost === true,
       post,
     );
   } catch (err) {
@@ -78,7 +81,14 @@ async function start(command) {
 
 self.onmessage = (message) => {
   const command = message.data ?? {};
-  if (command.type === 'start') {
+  if (command.type === 'rtc') {
+    // About a connection the page holds for us; none exist before the worker has started.
+    try {
+      worker?.rtc(command);
+    } catch (err) {
+      post({ type: 'error', message: String(err?.message ?? err) });
+    }
+  } else if (command.type === 'start') {
     start(command);
   } else if (!worker) {
     waiting.push(command);

@@ -136,6 +136,8 @@ describe('options', () => {
     await assert.rejects(connect({ beneficiary: '0x123' }), TypeError);
     await assert.rejects(connect({ maxUtilization: 0 }), RangeError);
     await assert.rejects(connect({ maxUtilization: 1.5 }), RangeError);
+    await assert.rejects(connect({ maxShards: 0 }), RangeError);
+    await assert.rejects(connect({ maxShards: 1.5 }), RangeError);
     await assert.rejects(connect({ consent: 'yes' }), TypeError);
     await assert.rejects(connect({ relay: 'ftp://relay.test' }), TypeError);
   });
@@ -155,7 +157,10 @@ describe('running', () => {
     const [worker] = FakeWorker.all;
     assert.equal(worker.url, SAME_ORIGIN_WORKER);
     assert.deepEqual(worker.options, { type: 'module', name: 'hyphae' });
-    assert.deepEqual(worker.posted, [{ type: 'start', relay: RELAY, beneficiary: ALICE, maxUtilization: 0.25 }]);
+    assert.deepEqual(worker.posted, [
+      // Node has no RTCPeerConnection, so the page cannot hold the worker's peer connections.
+      { type: 'start', relay: RELAY, beneficiary: ALICE, maxUtilization: 0.25, maxShards: null, rtcHost: false },
+    ]);
     worker.emit({ type: 'state', state: 'starting' });
     worker.emit({ type: 'identity', worker: '0xW', beneficiary: ALICE, adapter: { name: 'Test GPU' } });
     worker.emit({ type: 'state', state: 'connecting' });

@@ -101,8 +101,16 @@ function renderTransport(t) {
   setText(
     $('p2p-split'),
     `${formatBytes(t.direct_bytes)} direct · ${formatBytes(viaRelay)} via relay · ` +
-      `${formatInt(t.connections_up)} connections up, ${formatInt(t.connections_failed)} failed`,
+      `${formatInt(t.connections_up)} connections up, ${formatInt(t.connections_failed)} failed` +
+      fetchTime(' · direct fetch', t.direct_fetches) +
+      fetchTime(' · relayed fetch', t.relayed_fetches),
   );
+}
+
+// Mean time a worker took to fetch an input from another, as the fetching workers report it.
+function fetchTime(label, f) {
+  if (!f || f.count === 0) return '';
+  return `${label} ${(f.micros / 1000 / f.count).toLocaleString(undefined, { maximumFractionDigits: 1 })} ms`;
 }
 
 function formatBytes(n) {

@@ -40,7 +40,10 @@ const context = await browser.newContext({ viewport: { width: 1280, height: 800 
 const page = await context.newPage();
 page.on('console', (m) => console.error(`[page ${m.type()}] ${m.text()}`));
 page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
-page.on('worker', (w) => console.error(`[page] worker started: ${w.url()}`));
+page.on('worker', (w) => {
+  console.error(`[page] worker started: ${w.url()}`);
+  w.on('console', (m) => console.error(`[worker ${m.type()}] ${m.text()}`));
+});
 
 const ops = {
   goto: (c) => page.goto(c.url, { waitUntil: 'load' }).then(() => undefined),

@@ -2,10 +2,12 @@
 //! goes straight to the next shard's worker, over WebRTC when the two can connect, relayed over
 //! their sockets when not. The relay's counters tell which path the bytes took.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use hyphae_proto::Address;
 use hyphae_proto::api::{Stats, TransportStats};
-use hyphae_tests::harness::{Client, Lan, NodeProcess, RelayProcess};
+use hyphae_tests::harness::browser::site_dir;
+use hyphae_tests::harness::{Browser, Client, Lan, NodeProcess, RelayProcess};
 
 use crate::models::{Item, embed_and_check, reference};
 
@@ -82,4 +84,111 @@ async fn with_activations_via_relay_the_relay_carries_them_inline() {
     let t = embed_across_two_workers(&["--activations-via-relay"], &[]).await;
     assert!(t.activation_bytes > 0, "{t:?}");
     assert_eq!((t.relayed_bytes, t.direct_bytes), (0, 0), "{t:?}");
+}
+
+/// Embeds through two workers holding one shard each, and checks from the relay's counters that
+/// the activations went directly from one to the other.
+async fn assert_activations_crossed_directly(client: &Client) {
+    let items = short_items(3);
+    embed_and_check(client, &items.iter().collect::<Vec<_>>(), reference().dimensions).await;
+    let workers = client.workers().await.workers;
+    assert!(workers.iter().all(|w| w.shards.len() == 1), "each worker ran one shard: {workers:?}");
+    let t = transport(client).await;
+    assert_eq!(
+        (t.activation_bytes, t.relayed_bytes, t.fetched_bytes),
+        (0, 0, 0),
+        "activations passed the relay: {t:?}"
+    );
+    assert!(t.direct_bytes > 0 && t.connections_up >= 1, "nothing moved directly: {t:?}");
+}
+
+/// Each browser is its own Chromium process; the pages hold the peer connections and hand the
+/// data channels to their Web Workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activations_cross_between_two_browsers_over_webrtc() {
+    let site = site_dir().display().to_string();
+    let relay = RelayProcess::start_with_model(2, &["--model-redundancy", "1", "--site", &site]);
+    let client = Client::new(&relay.url, &relay.api_key);
+    let mut browsers = Vec::new();
+    for _ in 0..2 {
+        let mut browser = Browser::launch().await;
+        browser.join_grid(&relay.url, serde_json::json!({"maxShards": 1})).await;
+        browsers.push(browser);
+    }
+    client.wait_for_workers(2, Duration::from_secs(60)).await;
+    assert_activations_crossed_directly(&client).await;
+    for browser in browsers {
+        browser.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activations_cross_between_a_browser_and_a_native_worker_over_webrtc() {
+    let site = site_dir().display().to_string();
+    let relay = RelayProcess::start_with_model(2, &["--model-redundancy", "1", "--site", &site]);
+    let client = Client::new(&relay.url, &relay.api_key);
+    let mut browser = Browser::launch().await;
+    browser.join_grid(&relay.url, serde_json::json!({"maxShards": 1})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _node = NodeProcess::start_with_args(&relay, dir.path(), "native", &["--max-shards", "1"]);
+    client.wait_for_workers(2, Duration::from_secs(60)).await;
+    assert_activations_crossed_directly(&client).await;
+    browser.close().await;
+}
+
+/// The worker holding the first shard's output is killed while the second shard's worker fetches
+/// it over the holder's uplink, slowed to 2 Mbit/s so the transfer lasts seconds: the fetch
+/// fails, the relay runs the first shard again with its output inline, and the request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_killed_mid_transfer_is_planned_around_and_the_request_succeeds() {
+    let lan = Lan::new(2);
+    let relay = RelayProcess::start_with_model_on(lan.gateway().into(), 2, &["--model-redundancy", "1"]);
+    let client = Client::new(&relay.url, &relay.api_key);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeProcess> = (0..2)
+        .map(|h| {
+            let ns = lan.namespace(h);
+            NodeProcess::start_in_namespace(&relay, dir.path(), &format!("host-{h}"), ns, &["--max-shards", "1"])
+        })
+        .collect();
+    client.wait_for_workers(2, Duration::from_secs(60)).await;
+    let dimensions = reference().dimensions;
+
+    // Each worker loads its shard, and the two connect.
+    let warm = short_items(2);
+    embed_and_check(&client, &warm.iter().collect::<Vec<_>>(), dimensions).await;
+    let workers = client.workers().await.workers;
+    let first = workers.iter().find(|w| w.shards.iter().any(|s| s.ends_with("1/2"))).expect("a first-shard worker");
+    let holder = (0..2).find(|&h| nodes[h].address() == first.address).expect("the holder is ours");
+    let fetcher = nodes[1 - holder].address();
+    let holder_address = first.address;
+    lan.limit_upload(holder, "2mbit");
+
+    // The four longest sentences: about 1.5 MB of activations, some six seconds at that rate.
+    let mut long = reference().items;
+    long.sort_by_key(|item| std::cmp::Reverse(item.tokens));
+    long.truncate(4);
+    let kill = async {
+        // The second shard is leased once the first is done; its worker fetches first thing.
+        let started = Instant::now();
+        loop {
+            let workers = client.workers().await.workers;
+            let busy = |a: Address| workers.iter().find(|w| w.address == a).map_or(0, |w| w.in_flight);
+            if busy(holder_address) == 0 && busy(fetcher) > 0 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "the second shard was never leased");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        nodes[holder].kill();
+    };
+    let long: Vec<&Item> = long.iter().collect();
+    let ((), _) = tokio::join!(kill, embed_and_check(&client, &long, dimensions));
+
+    let log = nodes[1 - holder].log();
+    assert!(
+        log.contains("direct transfer failed"),
+        "the fetcher's direct transfer did not fail mid-way; its log:\n{log}"
+    );
 }

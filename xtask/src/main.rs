@@ -4,7 +4,7 @@
 //!   native workers, print where to go and what to paste.
 //! - `cargo xtask test`: every check CI runs (format, lints, wasm32 build, all tests).
 //! - `cargo xtask site`: the wasm worker, the SDK and the site, assembled for the relay to serve.
-//! - `cargo xtask bench relay`: measurements, printed with their baseline.
+//! - `cargo xtask bench relay|browser|models|p2p`: measurements, printed with their baseline.
 
 mod bench;
 mod browser_tests;
@@ -15,7 +15,7 @@ mod test;
 mod tidy;
 mod wasm;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use xshell::Shell;
@@ -28,13 +28,17 @@ fn main() -> anyhow::Result<()> {
         Some("test") => test::run(&sh, &args[1..]),
         Some("bench") => bench::run(&sh, &args[1..]),
         Some("site") => wasm::build_site(&sh).map(|dist| println!("{}", dist.display())),
-        _ => bail!("usage: cargo xtask <serve [--listen ADDR] | test | site | bench relay>"),
+        _ => bail!("usage: cargo xtask <serve [--listen ADDR] | test | site | bench relay|browser|models|p2p>"),
     }
 }
 
 /// The workspace root.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    // Read at run time (`cargo run` sets it): the build cache is shared between clones, so this
+    // binary may have been built in another clone, whose path `env!` would have baked in.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest_dir.parent().expect("xtask lives in the workspace").to_owned()
 }
 
 /// A shell at the workspace root, with build caches kept outside the clone so a fresh clone

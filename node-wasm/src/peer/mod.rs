@@ -168,9 +168,10 @@ impl Peers {
         let mut last = FetchError::NoHolders;
         for &holder in holders.iter().filter(|h| **h != self.me) {
             if let Some(link) = self.direct(holder).await {
+                let asked = Stopwatch::start();
                 match self.request(holder, Route::Direct(link), sha256, size).await {
                     Ok(bytes) => {
-                        self.count(|t| t.received += bytes.len() as u64);
+                        self.count(|t| t.direct.add(bytes.len() as u64, asked.elapsed()));
                         return Ok(bytes);
                     }
                     Err(e) => {
@@ -179,8 +180,12 @@ impl Peers {
                     }
                 }
             }
+            let asked = Stopwatch::start();
             match self.request(holder, Route::Relay, sha256, size).await {
-                Ok(bytes) => return Ok(bytes),
+                Ok(bytes) => {
+                    self.count(|t| t.relayed.add(bytes.len() as u64, asked.elapsed()));
+                    return Ok(bytes);
+                }
                 Err(e) => {
                     tracing::info!(peer = %holder, error = %e, "holder could not provide {sha256}");
                     last = e;

@@ -92,11 +92,13 @@ impl Scheduler {
     pub fn on_traffic(&self, traffic: PeerTraffic) {
         self.transition(|state| {
             let t = &mut state.traffic;
-            t.direct_bytes += traffic.received;
+            t.direct_bytes += traffic.direct.bytes;
             t.connections_up += u64::from(traffic.connections_up);
             t.connections_failed += u64::from(traffic.connections_failed);
+            t.direct_fetches.merge(&traffic.direct);
+            t.relayed_fetches.merge(&traffic.relayed);
         });
-        self.metrics.peer_direct_bytes.inc_by(traffic.received);
+        self.metrics.peer_direct_bytes.inc_by(traffic.direct.bytes);
         self.metrics.peer_connections_up.inc_by(u64::from(traffic.connections_up));
         self.metrics.peer_connections_failed.inc_by(u64::from(traffic.connections_failed));
     }

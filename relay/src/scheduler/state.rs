@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hyphae_proto::api::{JobStatus, TaskCounts, Tolerance, TransportStats};
 use hyphae_proto::frame::{
-    AdapterInfo, KernelWork, Platform, ShardWork, Source, TaskAssignment, TaskFailure, ToWorker, Work,
+    AdapterInfo, FailureKind, KernelWork, Platform, ShardWork, Source, TaskAssignment, TaskFailure, ToWorker, Work,
 };
 use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, BlobId, Credits, JobId, LeaseId, Sha256, TaskId};
@@ -578,8 +578,18 @@ impl State {
         now: Instant,
     ) -> Option<(TaskId, String)> {
         let (id, _) = self.end_lease(address, lease)?;
+        let workers = &self.workers;
         let task = self.tasks.get_mut(&id)?;
         task.failures.push(format!("{address}: {:?}: {}", failure.kind, failure.message));
+        // An input only the workers that computed it held is gone with them: nobody else can
+        // run the task, and the pipeline must compute that input again.
+        let input_lost = failure.kind == FailureKind::MissingBlob
+            && matches!(&task.spec.body, TaskBody::Shard { input: Source::Peer(source), .. }
+                if !source.holders.iter().any(|h| workers.contains_key(h)));
+        if input_lost {
+            task.in_flight -= 1;
+            return Some((id, format!("the workers holding its input left: {}", task.failures.join("; "))));
+        }
         if task.failures.len() >= max_failures {
             task.in_flight -= 1;
             let reason = format!("{} workers could not run it: {}", task.failures.len(), task.failures.join("; "));

@@ -94,6 +94,29 @@ impl Browser {
         self.must(serde_json::json!({"op": "click", "selector": selector})).await;
     }
 
+    /// Opens the relay's page and starts a worker through the SDK as a site would, consent
+    /// already given, at full duty cycle, with `options` added to `Hyphae.connect`'s (say
+    /// `{"maxShards": 1}`). The grid is `window.sdkGrid`; returns once it runs.
+    pub async fn join_grid(&mut self, relay_url: &str, options: serde_json::Value) {
+        let mut all = serde_json::json!({
+            "consent": "granted", "maxUtilization": 1, "pauseWhenHidden": false, "pauseOnBattery": false,
+        });
+        if let (Some(all), Some(extra)) = (all.as_object_mut(), options.as_object()) {
+            all.extend(extra.clone());
+        }
+        self.goto(relay_url).await;
+        self.wait_for("window.hyphaeGrid !== undefined", Duration::from_secs(30)).await;
+        self.eval(&format!(
+            "(async () => {{
+                const {{ Hyphae }} = await import('/sdk/hyphae.js');
+                window.sdkGrid = await Hyphae.connect({all});
+                await window.sdkGrid.start();
+            }})()"
+        ))
+        .await;
+        self.wait_for("window.sdkGrid.state === 'running'", Duration::from_secs(60)).await;
+    }
+
     /// Evaluates a JavaScript expression in the page (promises are awaited).
     pub async fn eval(&mut self, js: &str) -> serde_json::Value {
         self.must(serde_json::json!({"op": "eval", "js": js})).await

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct Lan {
     bridge: String,
-    hosts: Vec<String>,
+    /// Each host's namespace and the name of its end of the cable.
+    hosts: Vec<(String, String)>,
     subnet: [u8; 3],
 }
 
@@ -40,7 +41,7 @@ impl Lan {
             let ns = format!("hyn{tag}h{h}");
             let (outside, inside) = (format!("hyv{tag}h{h}"), format!("hyw{tag}h{h}"));
             ip(&["netns", "add", &ns]);
-            lan.hosts.push(ns.clone());
+            lan.hosts.push((ns.clone(), inside.clone()));
             ip(&["link", "add", &outside, "type", "veth", "peer", "name", &inside]);
             ip(&["link", "set", &inside, "netns", &ns]);
             ip(&["link", "set", &outside, "master", &lan.bridge]);
@@ -67,14 +68,25 @@ impl Lan {
 
     /// The namespace of host `host`, for `ip netns exec`.
     pub fn namespace(&self, host: usize) -> &str {
-        &self.hosts[host]
+        &self.hosts[host].0
+    }
+
+    /// Slows everything `host` sends to `rate` (tc's notation: `1mbit`), as a thin uplink would.
+    pub fn limit_upload(&self, host: usize, rate: &str) {
+        let (ns, cable) = &self.hosts[host];
+        let output = Command::new("ip")
+            .args(["netns", "exec", ns, "tc", "qdisc", "add", "dev", cable, "root", "tbf"])
+            .args(["rate", rate, "burst", "16kb", "latency", "5s"])
+            .output()
+            .expect("running tc (iproute2)");
+        assert!(output.status.success(), "tc: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
 }
 
 impl Drop for Lan {
     fn drop(&mut self) {
         // Deleting a namespace deletes its end of the veth, and with it the other end.
-        for ns in &self.hosts {
+        for (ns, _) in &self.hosts {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
         let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();

@@ -1,8 +1,10 @@
 //! Browsers: `RTCPeerConnection` and `RTCDataChannel` through web-sys.
 //!
 //! Chromium (checked on 156) exposes `RTCPeerConnection` to pages only: a dedicated Web Worker
-//! sees `RTCDataChannel` but no `RTCPeerConnection`, so [`Rtc::connect`] fails there with
-//! [`RtcError::Rtc`]. This module therefore has to run in the page's context.
+//! sees `RTCDataChannel` but no `RTCPeerConnection`. In a page, connections are made here
+//! ([`PcRef::Local`]); in a worker, the page that started it holds them ([`PcRef::Hosted`],
+//! `page_host`) and transfers each connection's data channel to the worker before it opens, so
+//! the bytes still flow in the worker and everything from the channel on is the same code.
 //!
 //! Offers and answers are sent only once ICE gathering is complete, so each SDP carries every
 //! candidate and no trickling is needed (a [`Signal::Candidate`] from a trickling peer is still
@@ -24,15 +26,12 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    Event, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
-    RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcIceGatheringState, RtcPeerConnection,
-    RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit, RtcSignalingState,
+    Event, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelInit, RtcDataChannelState, RtcDataChannelType,
+    RtcIceCandidateInit, RtcIceGatheringState, RtcPeerConnection, RtcPeerConnectionState, RtcSdpType,
+    RtcSessionDescriptionInit, RtcSignalingState,
 };
 
-use super::{HIGH_WATER, LOW_WATER, RtcConfig, RtcError, RtcEvent};
-
-/// The one data channel per connection; an answerer ignores channels with any other label.
-const LABEL: &str = "hyphae";
+use super::{CHANNEL_ID, CHANNEL_LABEL, HIGH_WATER, LOW_WATER, RtcConfig, RtcError, RtcEvent, page_host};
 /// The `max-message-size` every WebRTC stack accepts. Chromium would send more to another
 /// Chromium, and the same call would then fail against a native peer; refusing it here keeps
 /// both the same.
@@ -68,36 +67,52 @@ enum Role {
     Answerer,
 }
 
+/// Where a connection's `RTCPeerConnection` lives.
+#[derive(Clone)]
+enum PcRef {
+    /// Here, in the page.
+    Local(RtcPeerConnection),
+    /// In the page that started this worker, under this id.
+    Hosted(u64),
+}
+
 /// One `RTCPeerConnection`, from creation until it is torn down.
 struct Conn {
     /// Tells a connection from the one that replaced it, so that a late event of the old one
     /// cannot tear down the new one.
     id: u64,
     role: Role,
-    pc: RtcPeerConnection,
+    pc: PcRef,
     /// Set once the data channel is open.
     link: Option<Link>,
-    _callbacks: [Callback; 3],
+    /// A local connection's handlers (a hosted one has its handlers in the page).
+    _callbacks: Vec<Callback>,
     /// Dropping it stops the connection's [`drive`] task.
     _cancel: oneshot::Sender<()>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.pc.set_onicegatheringstatechange(None);
-        self.pc.set_onconnectionstatechange(None);
-        self.pc.set_ondatachannel(None);
         if let Some(link) = &self.link {
             link.channel.shut();
         }
-        self.pc.close();
+        match &self.pc {
+            PcRef::Local(pc) => {
+                pc.set_onicegatheringstatechange(None);
+                pc.set_onconnectionstatechange(None);
+                pc.close();
+            }
+            PcRef::Hosted(id) => page_host::close(*id),
+        }
     }
 }
 
-/// What a connection's callbacks tell its [`drive`] task.
-enum Ev {
+/// What a connection's callbacks (or, for a hosted one, the page) tell its [`drive`] task.
+pub(super) enum Ev {
     Gathered,
-    /// The answerer's data channel arrived.
+    /// The page's connection gathered its candidates: our offer or answer.
+    LocalSdp(String),
+    /// The page transferred the connection's data channel.
     Channel(Rc<Channel>),
     Open,
     Closed,
@@ -110,12 +125,6 @@ enum Ending {
     /// that one, and the hub hears `Down` only if this one had been up.
     Replaced,
     Failed(RtcError),
-}
-
-/// The first step of a connection's setup.
-enum Start {
-    Offer(Rc<Channel>),
-    Answer(String),
 }
 
 impl Rtc {
@@ -214,12 +223,21 @@ impl Inner {
 
     async fn on_answer(&self, from: Address, sdp: String) {
         let pending = self.state.borrow().conns.get(&from).and_then(|conn| {
-            let waiting = conn.role == Role::Offerer && conn.pc.signaling_state() == RtcSignalingState::HaveLocalOffer;
+            let waiting = conn.role == Role::Offerer
+                && match &conn.pc {
+                    PcRef::Local(pc) => pc.signaling_state() == RtcSignalingState::HaveLocalOffer,
+                    // The page checks its connection's state itself.
+                    PcRef::Hosted(_) => conn.link.is_none(),
+                };
             waiting.then(|| (conn.id, conn.pc.clone()))
         });
         let Some((id, pc)) = pending else {
             tracing::debug!("ignoring an answer from {from}: no offer of ours is waiting for one");
             return;
+        };
+        let pc = match pc {
+            PcRef::Local(pc) => pc,
+            PcRef::Hosted(host_id) => return page_host::answer(host_id, &sdp),
         };
         let answer = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
         answer.set_sdp(&sdp);
@@ -231,6 +249,10 @@ impl Inner {
 
     async fn on_candidate(&self, from: Address, candidate: &str, sdp_mid: Option<&str>, sdp_mline_index: Option<u16>) {
         let Some(pc) = self.state.borrow().conns.get(&from).map(|conn| conn.pc.clone()) else { return };
+        let pc = match pc {
+            PcRef::Local(pc) => pc,
+            PcRef::Hosted(id) => return page_host::candidate(id, candidate, sdp_mid, sdp_mline_index),
+        };
         let init = RtcIceCandidateInit::new(candidate);
         init.set_sdp_mid(sdp_mid);
         init.set_sdp_m_line_index(sdp_mline_index);
@@ -252,18 +274,27 @@ impl Inner {
     }
 
     fn open(self: &Rc<Inner>, peer: Address, remote_offer: Option<String>) -> Result<(), RtcError> {
-        let pc = new_peer_connection()?;
         let (tx, rx) = mpsc::unbounded();
-        let callbacks = peer_callbacks(&pc, peer, &self.events, &tx);
-        let (role, start) = match remote_offer {
-            None => {
-                let init = RtcDataChannelInit::new();
-                init.set_ordered(true);
-                let dc = pc.create_data_channel_with_data_channel_dict(LABEL, &init);
-                (Role::Offerer, Start::Offer(Channel::new(dc, peer, self.events.clone(), tx)))
-            }
-            Some(sdp) => (Role::Answerer, Start::Answer(sdp)),
+        let (pc, channel, callbacks) = if has_peer_connection() {
+            let pc = new_peer_connection()?;
+            let callbacks = peer_callbacks(&pc, &tx);
+            let init = RtcDataChannelInit::new();
+            init.set_ordered(true);
+            init.set_negotiated(true);
+            init.set_id(CHANNEL_ID);
+            let dc = pc.create_data_channel_with_data_channel_dict(CHANNEL_LABEL, &init);
+            let channel = Channel::new(dc, peer, self.events.clone(), tx);
+            (PcRef::Local(pc), Some(channel), callbacks)
+        } else if let Some(id) = page_host::register(peer, self.events.clone(), tx) {
+            (PcRef::Hosted(id), None, Vec::new())
+        } else {
+            return Err(RtcError::Rtc(
+                "RTCPeerConnection is not available here (browsers expose it to pages, not to Web Workers), \
+                 and no page hosts this worker's connections"
+                    .into(),
+            ));
         };
+        let role = if remote_offer.is_some() { Role::Answerer } else { Role::Offerer };
         let (cancel, cancelled) = oneshot::channel();
         let (id, replaced) = {
             let mut state = self.state.borrow_mut();
@@ -278,7 +309,7 @@ impl Inner {
         let timeout = self.config.connect_timeout;
         wasm_bindgen_futures::spawn_local(drive(
             Rc::downgrade(self),
-            Setup { peer, id, pc, start, events: self.events.clone(), timeout },
+            Setup { peer, id, pc, remote_offer, channel, events: self.events.clone(), timeout },
             rx,
             cancelled,
         ));
@@ -332,14 +363,12 @@ impl Inner {
     }
 }
 
+/// Whether this context can make connections itself (a page can, a Web Worker cannot).
+fn has_peer_connection() -> bool {
+    js_sys::Reflect::has(&js_sys::global(), &JsValue::from_str("RTCPeerConnection")).unwrap_or(false)
+}
+
 fn new_peer_connection() -> Result<RtcPeerConnection, RtcError> {
-    // Checked first for a clear error: in a Web Worker the constructor is simply missing.
-    let available = js_sys::Reflect::has(&js_sys::global(), &JsValue::from_str("RTCPeerConnection")).unwrap_or(false);
-    if !available {
-        return Err(RtcError::Rtc(
-            "RTCPeerConnection is not available here (browsers expose it to pages, not to Web Workers)".into(),
-        ));
-    }
     let config = RtcConfiguration::new();
     // No STUN or TURN: host candidates only (see the module above).
     config.set_ice_servers(&js_sys::Array::new());
@@ -347,12 +376,7 @@ fn new_peer_connection() -> Result<RtcPeerConnection, RtcError> {
         .map_err(|error| RtcError::Rtc(format!("creating an RTCPeerConnection: {}", js_error(&error))))
 }
 
-fn peer_callbacks(
-    pc: &RtcPeerConnection,
-    peer: Address,
-    events: &mpsc::UnboundedSender<RtcEvent>,
-    tx: &mpsc::UnboundedSender<Ev>,
-) -> [Callback; 3] {
+fn peer_callbacks(pc: &RtcPeerConnection, tx: &mpsc::UnboundedSender<Ev>) -> Vec<Callback> {
     let on_gathering = {
         let tx = tx.clone();
         Callback::new(move |_: Event| {
@@ -372,33 +396,20 @@ fn peer_callbacks(
             let _ = tx.unbounded_send(event);
         })
     };
-    let on_channel = {
-        let tx = tx.clone();
-        let events = events.clone();
-        Callback::new(move |event: Event| {
-            let Some(event) = event.dyn_ref::<RtcDataChannelEvent>() else { return };
-            let dc = event.channel();
-            if dc.label() != LABEL {
-                tracing::debug!("closing an unexpected data channel {:?} from {peer}", dc.label());
-                dc.close();
-                return;
-            }
-            // Built here, not in the task, so that the message handler is set before any
-            // message can be dispatched.
-            let _ = tx.unbounded_send(Ev::Channel(Channel::new(dc, peer, events.clone(), tx.clone())));
-        })
-    };
+    // No `ondatachannel`: our channel is negotiated, and one announced in band is not ours.
     pc.set_onicegatheringstatechange(Some(on_gathering.as_ref().unchecked_ref()));
     pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
-    pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
-    [on_gathering, on_state, on_channel]
+    vec![on_gathering, on_state]
 }
 
 struct Setup {
     peer: Address,
     id: u64,
-    pc: RtcPeerConnection,
-    start: Start,
+    pc: PcRef,
+    /// The peer's offer when we answer; `None` when we offer.
+    remote_offer: Option<String>,
+    /// A local connection's channel (a hosted one's arrives from the page).
+    channel: Option<Rc<Channel>>,
     events: mpsc::UnboundedSender<RtcEvent>,
     timeout: Duration,
 }
@@ -411,9 +422,9 @@ async fn drive(
     mut rx: mpsc::UnboundedReceiver<Ev>,
     mut cancelled: oneshot::Receiver<()>,
 ) {
-    let Setup { peer, id, pc, start, events, timeout } = setup;
+    let Setup { peer, id, pc, remote_offer, channel, events, timeout } = setup;
     let opened = {
-        let negotiation = negotiate(&pc, peer, start, &events, &mut rx).fuse();
+        let negotiation = negotiate(&pc, peer, remote_offer, channel, &events, &mut rx).fuse();
         let deadline = gloo_timers::future::sleep(timeout).fuse();
         pin_mut!(negotiation, deadline);
         select! {
@@ -438,7 +449,7 @@ async fn drive(
         match future::select(rx.next(), &mut cancelled).await {
             Either::Left((Some(Ev::Closed) | None, _)) => break RtcError::Closed { peer },
             Either::Left((Some(Ev::Failed(reason)), _)) => break RtcError::Rtc(reason),
-            Either::Left((Some(Ev::Gathered | Ev::Open | Ev::Channel(_)), _)) => continue,
+            Either::Left((Some(Ev::Gathered | Ev::LocalSdp(_) | Ev::Open | Ev::Channel(_)), _)) => continue,
             Either::Right(_) => return,
         }
     };
@@ -449,41 +460,25 @@ async fn drive(
 
 /// Offer or answer, wait for gathering, send the SDP, and return the channel once it is open.
 async fn negotiate(
-    pc: &RtcPeerConnection,
+    pc: &PcRef,
     peer: Address,
-    start: Start,
+    remote_offer: Option<String>,
+    mut channel: Option<Rc<Channel>>,
     events: &mpsc::UnboundedSender<RtcEvent>,
     rx: &mut mpsc::UnboundedReceiver<Ev>,
 ) -> Result<Rc<Channel>, RtcError> {
-    let rtc_error = |step: &str, error: JsValue| RtcError::Rtc(format!("{step}: {}", js_error(&error)));
-    let (mut channel, offering) = match start {
-        Start::Offer(channel) => {
-            let offer = JsFuture::from(pc.create_offer()).await.map_err(|e| rtc_error("creating an offer", e))?;
-            JsFuture::from(pc.set_local_description(offer.unchecked_ref()))
-                .await
-                .map_err(|e| rtc_error("setting our offer", e))?;
-            (Some(channel), true)
-        }
-        Start::Answer(sdp) => {
-            let offer = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-            offer.set_sdp(&sdp);
-            JsFuture::from(pc.set_remote_description(&offer))
-                .await
-                .map_err(|e| rtc_error(&format!("applying the offer of {peer}"), e))?;
-            let answer = JsFuture::from(pc.create_answer()).await.map_err(|e| rtc_error("creating an answer", e))?;
-            JsFuture::from(pc.set_local_description(answer.unchecked_ref()))
-                .await
-                .map_err(|e| rtc_error("setting our answer", e))?;
-            (None, false)
+    let offering = remote_offer.is_none();
+    let sdp = match pc {
+        PcRef::Local(pc) => local_sdp(pc, peer, remote_offer, rx, &mut channel).await?,
+        PcRef::Hosted(id) => {
+            page_host::open(*id, remote_offer.as_deref());
+            loop {
+                if let Some(sdp) = next_event(rx, peer, &mut channel).await? {
+                    break sdp;
+                }
+            }
         }
     };
-    while pc.ice_gathering_state() != RtcIceGatheringState::Complete {
-        next_event(rx, peer, &mut channel).await?;
-    }
-    let sdp = pc
-        .local_description()
-        .map(|description| description.sdp())
-        .ok_or_else(|| RtcError::Rtc("no local description after gathering".into()))?;
     let signal = if offering { Signal::Offer { sdp } } else { Signal::Answer { sdp } };
     let _ = events.unbounded_send(RtcEvent::Signal { to: peer, signal });
     loop {
@@ -494,19 +489,58 @@ async fn negotiate(
     }
 }
 
+/// Our offer (or our answer to `remote_offer`) on a connection of this page, once gathered.
+async fn local_sdp(
+    pc: &RtcPeerConnection,
+    peer: Address,
+    remote_offer: Option<String>,
+    rx: &mut mpsc::UnboundedReceiver<Ev>,
+    channel: &mut Option<Rc<Channel>>,
+) -> Result<String, RtcError> {
+    let rtc_error = |step: &str, error: JsValue| RtcError::Rtc(format!("{step}: {}", js_error(&error)));
+    match remote_offer {
+        None => {
+            let offer = JsFuture::from(pc.create_offer()).await.map_err(|e| rtc_error("creating an offer", e))?;
+            JsFuture::from(pc.set_local_description(offer.unchecked_ref()))
+                .await
+                .map_err(|e| rtc_error("setting our offer", e))?;
+        }
+        Some(sdp) => {
+            let offer = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
+            offer.set_sdp(&sdp);
+            JsFuture::from(pc.set_remote_description(&offer))
+                .await
+                .map_err(|e| rtc_error(&format!("applying the offer of {peer}"), e))?;
+            let answer = JsFuture::from(pc.create_answer()).await.map_err(|e| rtc_error("creating an answer", e))?;
+            JsFuture::from(pc.set_local_description(answer.unchecked_ref()))
+                .await
+                .map_err(|e| rtc_error("setting our answer", e))?;
+        }
+    }
+    while pc.ice_gathering_state() != RtcIceGatheringState::Complete {
+        next_event(rx, peer, channel).await?;
+    }
+    pc.local_description()
+        .map(|description| description.sdp())
+        .ok_or_else(|| RtcError::Rtc("no local description after gathering".into()))
+}
+
+/// Waits for the connection's next event: keeps a channel the page transferred, turns an end into
+/// an error, and returns the SDP a hosting page gathered.
 async fn next_event(
     rx: &mut mpsc::UnboundedReceiver<Ev>,
     peer: Address,
     channel: &mut Option<Rc<Channel>>,
-) -> Result<(), RtcError> {
+) -> Result<Option<String>, RtcError> {
     match rx.next().await {
-        Some(Ev::Gathered | Ev::Open) => Ok(()),
+        Some(Ev::Gathered | Ev::Open) => Ok(None),
+        Some(Ev::LocalSdp(sdp)) => Ok(Some(sdp)),
         Some(Ev::Channel(arrived)) => {
-            // The offer names one channel; a second one would be a confused peer.
+            // One channel per connection; a second would be a confused page.
             if channel.is_none() {
                 *channel = Some(arrived);
             }
-            Ok(())
+            Ok(None)
         }
         Some(Ev::Closed) | None => Err(RtcError::Closed { peer }),
         Some(Ev::Failed(reason)) => Err(RtcError::Rtc(reason)),
@@ -514,7 +548,7 @@ async fn next_event(
 }
 
 /// A data channel with its handlers, shared by every clone of its [`Link`].
-struct Channel {
+pub(super) struct Channel {
     dc: RtcDataChannel,
     /// Senders waiting for the send buffer to drain; woken by `bufferedamountlow` and by close.
     drained: Rc<RefCell<Vec<oneshot::Sender<()>>>>,
@@ -522,7 +556,9 @@ struct Channel {
 }
 
 impl Channel {
-    fn new(
+    /// Sets the handlers at once: built where the channel appears, before any message can be
+    /// dispatched to it.
+    pub(super) fn new(
         dc: RtcDataChannel,
         peer: Address,
         events: mpsc::UnboundedSender<RtcEvent>,

@@ -11,6 +11,8 @@
 #[cfg_attr(not(target_arch = "wasm32"), path = "native.rs")]
 #[cfg_attr(target_arch = "wasm32", path = "browser.rs")]
 mod imp;
+#[cfg(target_arch = "wasm32")]
+pub mod page_host;
 
 use std::time::Duration;
 
@@ -18,6 +20,12 @@ use hyphae_proto::Address;
 use hyphae_proto::peer::Signal;
 
 pub use imp::{Link, Rtc};
+
+/// Every connection carries one data channel, ordered and reliable, negotiated out of band with
+/// this label and stream id: both sides create it themselves, so nobody waits for an announcement,
+/// and a browser page can hand its end to the worker before it opens (see `page_host`).
+pub const CHANNEL_LABEL: &str = "hyphae";
+pub const CHANNEL_ID: u16 = 0;
 
 /// How many bytes may wait in a data channel's send buffer before `Link::send` waits for it to
 /// drain (backpressure), and the level it must drain to.

@@ -1,7 +1,8 @@
 //! Native [`Rtc`]: WebRTC data channels through the `webrtc` crate (webrtc-rs 0.21, DESIGN.md §6).
-//! One peer connection with one data channel ("hyphae", ordered, reliable) per peer, offered
-//! without trickle: a description goes out only once ICE gathering is complete, so it carries
-//! every candidate. Candidates trickled by a browser are still accepted.
+//! One peer connection with one data channel per peer ([`super::CHANNEL_LABEL`], negotiated out of band,
+//! so both sides create it), offered without trickle: a description goes out only once ICE
+//! gathering is complete, so it carries every candidate. Candidates trickled by a browser are
+//! still accepted.
 //!
 //! State lives in one map keyed by peer, each entry stamped with a generation so that the tasks
 //! and callbacks of a connection that was replaced (glare, a peer's new offer) or torn down act on
@@ -29,8 +30,6 @@ use webrtc::peer_connection::{
 };
 
 use super::{HIGH_WATER, LOW_WATER, RtcConfig, RtcError, RtcEvent};
-
-const LABEL: &str = "hyphae";
 
 /// How often a sender waiting for the send buffer to drain looks again. The buffered-amount-low
 /// event wakes it (on loopback it ended every wait), but that event fires once, on SCTP's own
@@ -110,8 +109,6 @@ enum Opened {
     Accepted,
     /// The connection was torn down or replaced meanwhile.
     Stale,
-    /// The peer opened a second channel on a connection that already has its link.
-    Extra,
 }
 
 impl std::fmt::Debug for Rtc {
@@ -332,9 +329,6 @@ impl Inner {
             let Some(entry) = peers.get_mut(&peer).filter(|entry| entry.generation == generation) else {
                 return Opened::Stale;
             };
-            if entry.link.is_some() {
-                return Opened::Extra;
-            }
             entry.link = Some(link.clone());
             entry.offering = false;
             entry.status.send_replace(Status::Open(link.clone()));
@@ -472,9 +466,7 @@ async fn try_offer(inner: &Arc<Inner>, peer: Address, generation: u64) -> Result
         let _ = pc.close().await;
         return Ok(());
     }
-    // The default init is the W3C one: ordered and reliable.
-    let dc = pc.create_data_channel(LABEL, Some(RTCDataChannelInit::default())).await.map_err(rtc_error)?;
-    tokio::spawn(run_channel(Arc::downgrade(inner), peer, generation, dc));
+    open_channel(inner, peer, generation, &pc).await?;
     let offer = pc.create_offer(None).await.map_err(rtc_error)?;
     pc.set_local_description(offer).await.map_err(rtc_error)?;
     let sdp = inner.gathered_sdp(&pc, &mut gathered).await?;
@@ -502,6 +494,7 @@ async fn try_answer(
         let _ = pc.close().await;
         return Ok(());
     }
+    open_channel(inner, peer, generation, &pc).await?;
     pc.set_remote_description(offer).await.map_err(rtc_error)?;
     add_candidates(&pc, peer, inner.remote_applied(peer, generation)).await;
     let answer = pc.create_answer(None).await.map_err(rtc_error)?;
@@ -510,6 +503,15 @@ async fn try_answer(
     if inner.is_current(peer, generation) {
         inner.emit(RtcEvent::Signal { to: peer, signal: Signal::Answer { sdp } });
     }
+    Ok(())
+}
+
+/// Creates the connection's one data channel, which opens once SCTP is up, and drains its events.
+async fn open_channel(inner: &Arc<Inner>, peer: Address, generation: u64, pc: &Pc) -> Result<(), RtcError> {
+    // Otherwise the W3C defaults: ordered and reliable.
+    let init = RTCDataChannelInit { negotiated: Some(super::CHANNEL_ID), ..RTCDataChannelInit::default() };
+    let dc = pc.create_data_channel(super::CHANNEL_LABEL, Some(init)).await.map_err(rtc_error)?;
+    tokio::spawn(run_channel(Arc::downgrade(inner), peer, generation, dc));
     Ok(())
 }
 
@@ -537,12 +539,6 @@ async fn run_channel(inner: Weak<Inner>, peer: Address, generation: u64, dc: Arc
                 match rtc.opened(peer, generation, &opened) {
                     Opened::Accepted => link = Some(opened),
                     Opened::Stale => break,
-                    Opened::Extra => {
-                        // Only the first channel is ours to use; closing this one leaves the
-                        // connection (and its link) alone.
-                        let _ = dc.close().await;
-                        return;
-                    }
                 }
             }
             DataChannelEvent::OnMessage(message) => {
@@ -592,7 +588,11 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
-        tokio::spawn(run_channel(self.inner.clone(), self.peer, self.generation, dc));
+        // Ours is negotiated out of band, so it is never announced; one that is is not ours.
+        tracing::debug!(peer = %self.peer, "closing a data channel the peer announced in band");
+        tokio::spawn(async move {
+            let _ = dc.close().await;
+        });
     }
 }
 
