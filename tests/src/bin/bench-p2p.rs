@@ -67,8 +67,33 @@ struct Measure {
     fetch: Option<(f64, f64)>,
 }
 
+/// Which two workers a row's activations went between.
+#[derive(Clone, Copy, PartialEq)]
+enum Pair {
+    Native,
+    Browsers,
+}
+
+impl Pair {
+    fn name(self) -> &'static str {
+        match self {
+            Pair::Native => "native ⇄ native",
+            Pair::Browsers => "browser ⇄ browser",
+        }
+    }
+
+    /// The path a row is compared with: natively the relay carrying activations inline (the
+    /// path before peer-to-peer); browsers with their relayed path.
+    fn baseline(self) -> Path {
+        match self {
+            Pair::Native => Path::Inline,
+            Pair::Browsers => Path::Relayed,
+        }
+    }
+}
+
 struct Row {
-    label: String,
+    pair: Pair,
     path: Path,
     small: Measure,
     large: Measure,
@@ -101,23 +126,17 @@ async fn bench() -> anyhow::Result<()> {
         "  {:<44} {:>10} {:>10} {:>10} {:>10} {:>9} {:>12}",
         "", "small p50", "fetch ms", "large p50", "fetch ms", "MiB/s", "large vs base"
     );
-    let baseline = |path: Path, label: &str| {
-        // Native rows compare with the relay carrying activations inline, browser rows with
-        // their relayed path (a browser cannot take the inline path any differently).
-        let base = if label.starts_with("native") { Path::Inline } else { Path::Relayed };
-        rows.iter()
-            .find(|r| r.path == base && r.label.starts_with(&label[..6]))
-            .map(|r| r.large.p50)
-            .filter(|_| path != base)
+    let baseline = |row: &Row| {
+        let base = row.pair.baseline();
+        rows.iter().find(|r| r.pair == row.pair && r.path == base).map(|r| r.large.p50).filter(|_| row.path != base)
     };
     for row in &rows {
         let fetch = |m: &Measure| m.fetch.map_or("-".to_owned(), |(ms, _)| format!("{ms:.1}"));
         let rate = row.large.fetch.map_or("-".to_owned(), |(_, rate)| format!("{rate:.1}"));
-        let ratio =
-            baseline(row.path, &row.label).map_or("(baseline)".to_owned(), |b| format!("{:.2}x", b / row.large.p50));
+        let ratio = baseline(row).map_or("(baseline)".to_owned(), |b| format!("{:.2}x", b / row.large.p50));
         println!(
             "  {:<44} {:>8.0}ms {:>10} {:>8.0}ms {:>10} {:>9} {:>12}",
-            row.label,
+            row.label(),
             row.small.p50,
             fetch(&row.small),
             row.large.p50,
@@ -130,10 +149,20 @@ async fn bench() -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Row {
+    fn label(&self) -> String {
+        format!("{}, {}", self.pair.name(), self.path.name())
+    }
+}
+
 fn report(row: &Row) {
     eprintln!(
         "{}: small {:.0} ms, large {:.0} ms, fetch {:?} / {:?}",
-        row.label, row.small.p50, row.large.p50, row.small.fetch, row.large.fetch
+        row.label(),
+        row.small.p50,
+        row.large.p50,
+        row.small.fetch,
+        row.large.fetch
     );
 }
 
@@ -151,8 +180,7 @@ async fn native(path: Path, reference: &Reference) -> anyhow::Result<Row> {
     let _nodes: Vec<NodeProcess> =
         (0..2).map(|i| NodeProcess::start_with_args(&relay, dir.path(), &format!("node-{i}"), node_args)).collect();
     client.wait_for_workers(2, Duration::from_secs(60)).await;
-    let label = format!("native ⇄ native, {}", path.name());
-    measure(&client, label, path, reference, NATIVE_RUNS).await
+    measure(&client, Pair::Native, path, &reference.small, &reference.large, NATIVE_RUNS).await
 }
 
 async fn browsers(path: Path, reference: &Reference) -> anyhow::Result<Row> {
@@ -167,10 +195,7 @@ async fn browsers(path: Path, reference: &Reference) -> anyhow::Result<Row> {
         browsers.push(browser);
     }
     client.wait_for_workers(2, Duration::from_secs(60)).await;
-    let label = format!("browser ⇄ browser, {}", path.name());
-    let reference =
-        Reference { small: reference.small.clone(), large: reference.browser_large.clone(), browser_large: Vec::new() };
-    let row = measure(&client, label, path, &reference, BROWSER_RUNS).await;
+    let row = measure(&client, Pair::Browsers, path, &reference.small, &reference.browser_large, BROWSER_RUNS).await;
     for browser in browsers {
         browser.close().await;
     }
@@ -179,17 +204,18 @@ async fn browsers(path: Path, reference: &Reference) -> anyhow::Result<Row> {
 
 async fn measure(
     client: &Client,
-    label: String,
+    pair: Pair,
     path: Path,
-    reference: &Reference,
+    small: &[String],
+    large: &[String],
     (small_runs, large_runs): (usize, usize),
 ) -> anyhow::Result<Row> {
     // Warm-up: each worker loads its shard's weights, and the two connect.
-    embed(client, &reference.small).await?;
-    embed(client, &reference.large).await?;
-    let small = requests(client, path, &reference.small, small_runs).await?;
-    let large = requests(client, path, &reference.large, large_runs).await?;
-    Ok(Row { label, path, small, large })
+    embed(client, small).await?;
+    embed(client, large).await?;
+    let small = requests(client, path, small, small_runs).await?;
+    let large = requests(client, path, large, large_runs).await?;
+    Ok(Row { pair, path, small, large })
 }
 
 async fn requests(client: &Client, path: Path, input: &[String], runs: usize) -> anyhow::Result<Measure> {
