@@ -27,4 +27,4 @@ pub use tensor::Dtype;
 
 /// Version of the worker protocol spoken over `GET /v1/workers/ws`. Bumped on any incompatible
 /// change to [`frame`]; the relay refuses workers that speak another one.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;

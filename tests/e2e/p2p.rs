@@ -157,34 +157,41 @@ async fn a_holder_killed_mid_transfer_is_planned_around_and_the_request_succeeds
     // Each worker loads its shard, and the two connect.
     let warm = short_items(2);
     embed_and_check(&client, &warm.iter().collect::<Vec<_>>(), dimensions).await;
-    let workers = client.workers().await.workers;
-    let first = workers.iter().find(|w| w.shards.iter().any(|s| s.ends_with("1/2"))).expect("a first-shard worker");
-    let holder = (0..2).find(|&h| nodes[h].address() == first.address).expect("the holder is ours");
-    let fetcher = nodes[1 - holder].address();
-    let holder_address = first.address;
-    lan.limit_upload(holder, "2mbit");
 
     // The four longest sentences: about 1.5 MB of activations, some six seconds at that rate.
     let mut long = reference().items;
     long.sort_by_key(|item| std::cmp::Reverse(item.tokens));
     long.truncate(4);
+    let addresses: Vec<Address> = nodes.iter().map(NodeProcess::address).collect();
     let kill = async {
-        // The second shard is leased once the first is done; its worker fetches first thing.
+        // With one copy of each task the shards run one after the other: the worker busy first
+        // runs the first shard and holds its output; the other fetches it first thing once it
+        // is leased the second. Which is which is read here, not from an earlier request.
         let started = Instant::now();
+        let mut holder = None;
         loop {
             let workers = client.workers().await.workers;
-            let busy = |a: Address| workers.iter().find(|w| w.address == a).map_or(0, |w| w.in_flight);
-            if busy(holder_address) == 0 && busy(fetcher) > 0 {
-                break;
+            assert!(started.elapsed() < Duration::from_secs(120), "no shard task was seen running: {workers:?}");
+            let busy = |h: usize| workers.iter().find(|w| w.address == addresses[h]).is_some_and(|w| w.in_flight > 0);
+            match holder {
+                None => {
+                    if let Some(h) = (0..2).find(|&h| busy(h) && !busy(1 - h)) {
+                        lan.limit_upload(h, "2mbit");
+                        holder = Some(h);
+                    }
+                }
+                Some(h) if !busy(h) && busy(1 - h) => break,
+                Some(_) => {}
             }
-            assert!(started.elapsed() < Duration::from_secs(120), "the second shard was never leased");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let holder = holder.expect("found above");
         tokio::time::sleep(Duration::from_secs(1)).await;
         nodes[holder].kill();
+        holder
     };
     let long: Vec<&Item> = long.iter().collect();
-    let ((), _) = tokio::join!(kill, embed_and_check(&client, &long, dimensions));
+    let (holder, _) = tokio::join!(kill, embed_and_check(&client, &long, dimensions));
 
     let log = nodes[1 - holder].log();
     assert!(

@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::pin::pin;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -31,7 +32,10 @@ use web_sys::{
     RtcSessionDescriptionInit, RtcSignalingState,
 };
 
-use super::{CHANNEL_ID, CHANNEL_LABEL, HIGH_WATER, LOW_WATER, RtcConfig, RtcError, RtcEvent, page_host};
+use super::{
+    CHANNEL_ID, CHANNEL_LABEL, Greeted, Greeting, HELLO_RESEND, HIGH_WATER, LOW_WATER, RtcConfig, RtcError, RtcEvent,
+    page_host,
+};
 /// The `max-message-size` every WebRTC stack accepts. Chromium would send more to another
 /// Chromium, and the same call would then fail against a native peer; refusing it here keeps
 /// both the same.
@@ -115,6 +119,8 @@ pub(super) enum Ev {
     /// The page transferred the connection's data channel.
     Channel(Rc<Channel>),
     Open,
+    /// The peer answered our greeting on the channel (see [`Greeting`]).
+    Greeted,
     Closed,
     Failed(String),
 }
@@ -449,7 +455,9 @@ async fn drive(
         match future::select(rx.next(), &mut cancelled).await {
             Either::Left((Some(Ev::Closed) | None, _)) => break RtcError::Closed { peer },
             Either::Left((Some(Ev::Failed(reason)), _)) => break RtcError::Rtc(reason),
-            Either::Left((Some(Ev::Gathered | Ev::LocalSdp(_) | Ev::Open | Ev::Channel(_)), _)) => continue,
+            Either::Left((Some(Ev::Gathered | Ev::LocalSdp(_) | Ev::Open | Ev::Greeted | Ev::Channel(_)), _)) => {
+                continue;
+            }
             Either::Right(_) => return,
         }
     };
@@ -458,7 +466,8 @@ async fn drive(
     }
 }
 
-/// Offer or answer, wait for gathering, send the SDP, and return the channel once it is open.
+/// Offer or answer, wait for gathering, send the SDP, and return the channel once it is open and
+/// the peer has answered our greeting.
 async fn negotiate(
     pc: &PcRef,
     peer: Address,
@@ -481,12 +490,20 @@ async fn negotiate(
     };
     let signal = if offering { Signal::Offer { sdp } } else { Signal::Answer { sdp } };
     let _ = events.unbounded_send(RtcEvent::Signal { to: peer, signal });
-    loop {
+    let open = loop {
         if let Some(channel) = channel.as_ref().filter(|c| c.dc.ready_state() == RtcDataChannelState::Open) {
-            return Ok(channel.clone());
+            break channel.clone();
         }
         next_event(rx, peer, &mut channel).await?;
+    };
+    while !open.greeting.borrow().is_up() {
+        open.say(open.greeting.borrow().hello());
+        let event = pin!(next_event(rx, peer, &mut channel));
+        if let Either::Left((result, _)) = future::select(event, gloo_timers::future::sleep(HELLO_RESEND)).await {
+            result?;
+        }
     }
+    Ok(open)
 }
 
 /// Our offer (or our answer to `remote_offer`) on a connection of this page, once gathered.
@@ -533,7 +550,7 @@ async fn next_event(
     channel: &mut Option<Rc<Channel>>,
 ) -> Result<Option<String>, RtcError> {
     match rx.next().await {
-        Some(Ev::Gathered | Ev::Open) => Ok(None),
+        Some(Ev::Gathered | Ev::Open | Ev::Greeted) => Ok(None),
         Some(Ev::LocalSdp(sdp)) => Ok(Some(sdp)),
         Some(Ev::Channel(arrived)) => {
             // One channel per connection; a second would be a confused page.
@@ -550,6 +567,7 @@ async fn next_event(
 /// A data channel with its handlers, shared by every clone of its [`Link`].
 pub(super) struct Channel {
     dc: RtcDataChannel,
+    greeting: Rc<RefCell<Greeting>>,
     /// Senders waiting for the send buffer to drain; woken by `bufferedamountlow` and by close.
     drained: Rc<RefCell<Vec<oneshot::Sender<()>>>>,
     _callbacks: [Callback; 4],
@@ -567,16 +585,29 @@ impl Channel {
         dc.set_binary_type(RtcDataChannelType::Arraybuffer);
         dc.set_buffered_amount_low_threshold(LOW_WATER as u32);
         let drained: Rc<RefCell<Vec<oneshot::Sender<()>>>> = Rc::default();
-        let on_message = Callback::new(move |event: Event| {
-            let Some(event) = event.dyn_ref::<MessageEvent>() else { return };
-            match event.data().dyn_into::<js_sys::ArrayBuffer>() {
-                Ok(buffer) => {
-                    let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+        let greeting: Rc<RefCell<Greeting>> = Rc::default();
+        let on_message = {
+            let (dc, greeting, tx) = (dc.clone(), greeting.clone(), tx.clone());
+            Callback::new(move |event: Event| {
+                let Some(event) = event.dyn_ref::<MessageEvent>() else { return };
+                let data = event.data();
+                if let Some(buffer) = data.dyn_ref::<js_sys::ArrayBuffer>() {
+                    let bytes = js_sys::Uint8Array::new(buffer).to_vec();
                     let _ = events.unbounded_send(RtcEvent::Message { from: peer, bytes });
+                    return;
                 }
-                Err(_) => tracing::debug!("ignoring a text message from {peer}"),
-            }
-        });
+                let Some(text) = data.as_string() else { return };
+                let greeted = greeting.borrow_mut().on_text(&text);
+                match greeted {
+                    Greeted::Ignore => tracing::debug!("ignoring a text message from {peer}"),
+                    Greeted::Reply(reply) => say(&dc, reply),
+                    Greeted::Up(reply) => {
+                        say(&dc, reply);
+                        let _ = tx.unbounded_send(Ev::Greeted);
+                    }
+                }
+            })
+        };
         let on_open = {
             let tx = tx.clone();
             Callback::new(move |_: Event| {
@@ -598,7 +629,11 @@ impl Channel {
         dc.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         dc.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         dc.set_onbufferedamountlow(Some(on_low.as_ref().unchecked_ref()));
-        Rc::new(Channel { dc, drained, _callbacks: [on_message, on_open, on_close, on_low] })
+        Rc::new(Channel { dc, greeting, drained, _callbacks: [on_message, on_open, on_close, on_low] })
+    }
+
+    fn say(&self, text: &str) {
+        say(&self.dc, text);
     }
 
     /// Resolves once the send buffer has drained to `LOW_WATER` or the channel has closed.
@@ -623,6 +658,13 @@ impl Drop for Channel {
         self.dc.set_onclose(None);
         self.dc.set_onbufferedamountlow(None);
         self.dc.close();
+    }
+}
+
+/// One greeting message; a failure shows as the channel closing or the greeting timing out.
+fn say(dc: &RtcDataChannel, text: &str) {
+    if let Err(error) = dc.send_with_str(text) {
+        tracing::debug!("greeting: {}", js_error(&error));
     }
 }
 

@@ -32,6 +32,63 @@ pub const CHANNEL_ID: u16 = 0;
 pub const HIGH_WATER: usize = 1024 * 1024;
 pub const LOW_WATER: usize = 256 * 1024;
 
+/// How often a side that has not been greeted back says hello again.
+pub const HELLO_RESEND: Duration = Duration::from_millis(100);
+
+/// The greeting on a new data channel, in text messages (peer frames are binary).
+///
+/// Both ends of a negotiated channel see it open at their own moment, and a message that reaches
+/// a side before its stack has set up its end is dropped, reliable channel or not: webrtc-rs
+/// (0.21) drops data that arrives between its SCTP association coming up and its channels being
+/// dialled, and a first request lost that way left a fetch waiting for its idle timeout. So no
+/// side reports a link up before it knows the other hears it: each says [`Greeting::HELLO`] until
+/// it hears the peer, then [`Greeting::HEARD`], and a side is up once the peer says it heard it.
+#[derive(Debug, Default)]
+pub struct Greeting {
+    heard: bool,
+    up: bool,
+}
+
+/// What to do with a text message during (or after) the greeting.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Greeted {
+    /// Nothing (a late or unknown message).
+    Ignore,
+    /// Send this back.
+    Reply(&'static str),
+    /// The link is up now; send this back so the peer knows too.
+    Up(&'static str),
+}
+
+impl Greeting {
+    pub const HELLO: &'static str = "hyphae/hello";
+    pub const HEARD: &'static str = "hyphae/heard";
+
+    /// What to say (again) while the peer has not greeted back.
+    pub fn hello(&self) -> &'static str {
+        if self.heard { Self::HEARD } else { Self::HELLO }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    pub fn on_text(&mut self, text: &str) -> Greeted {
+        match text {
+            Self::HELLO => {
+                self.heard = true;
+                Greeted::Reply(Self::HEARD)
+            }
+            Self::HEARD if !self.up => {
+                self.heard = true;
+                self.up = true;
+                Greeted::Up(Self::HEARD)
+            }
+            _ => Greeted::Ignore,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RtcConfig {
     /// Local UDP addresses to gather host candidates on (native only; a browser picks its own).
@@ -68,4 +125,47 @@ pub enum RtcError {
     Closed { peer: Address },
     #[error("WebRTC: {0}")]
     Rtc(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Delivers `message` to `to` and returns what it sends back, if anything.
+    fn deliver(to: &mut Greeting, message: &str) -> Option<&'static str> {
+        match to.on_text(message) {
+            Greeted::Ignore => None,
+            Greeted::Reply(reply) | Greeted::Up(reply) => Some(reply),
+        }
+    }
+
+    #[test]
+    fn both_sides_come_up_when_every_first_hello_is_lost() {
+        let (mut a, mut b) = (Greeting::default(), Greeting::default());
+        // Both first hellos are dropped; `a`'s resend is the first message to arrive.
+        let reply = deliver(&mut b, a.hello()).unwrap();
+        assert!(!b.is_up(), "b does not know yet that a hears it");
+        // b's reply is dropped too (a's end is not ready yet); b resends.
+        assert_eq!(b.hello(), Greeting::HEARD);
+        let _lost = reply;
+        let back = deliver(&mut a, b.hello()).unwrap();
+        assert!(a.is_up());
+        assert_eq!(deliver(&mut b, back), Some(Greeting::HEARD));
+        assert!(b.is_up());
+        // The last word changes nothing and asks for no reply.
+        assert_eq!(deliver(&mut a, Greeting::HEARD), None);
+        assert!(a.is_up() && b.is_up());
+    }
+
+    #[test]
+    fn a_side_is_not_up_before_the_peer_says_it_heard() {
+        let mut a = Greeting::default();
+        assert_eq!(a.on_text(Greeting::HELLO), Greeted::Reply(Greeting::HEARD));
+        assert!(!a.is_up());
+        assert_eq!(a.on_text("something else"), Greeted::Ignore);
+        assert_eq!(a.on_text(Greeting::HEARD), Greeted::Up(Greeting::HEARD));
+        // A hello still in flight from before gets an answer, and nothing changes.
+        assert_eq!(a.on_text(Greeting::HELLO), Greeted::Reply(Greeting::HEARD));
+        assert!(a.is_up());
+    }
 }

@@ -29,7 +29,7 @@ use webrtc::peer_connection::{
     RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
-use super::{HIGH_WATER, LOW_WATER, RtcConfig, RtcError, RtcEvent};
+use super::{Greeted, Greeting, HELLO_RESEND, HIGH_WATER, LOW_WATER, RtcConfig, RtcError, RtcEvent};
 
 /// How often a sender waiting for the send buffer to drain looks again. The buffered-amount-low
 /// event wakes it (on loopback it ended every wait), but that event fires once, on SCTP's own
@@ -524,10 +524,25 @@ async fn add_candidates(pc: &Pc, peer: Address, candidates: Vec<RTCIceCandidateI
 }
 
 /// Drains one data channel's events for as long as it lives: the driver stalls when a channel's
-/// event queue is full, so this must keep reading even when nobody sends.
+/// event queue is full, so this must keep reading even when nobody sends. Once the channel opens,
+/// greets the peer (saying hello again every [`HELLO_RESEND`]) and reports the link up when the
+/// greeting is done.
 async fn run_channel(inner: Weak<Inner>, peer: Address, generation: u64, dc: Arc<dyn DataChannel>) {
     let mut link: Option<Link> = None;
-    while let Some(event) = dc.poll().await {
+    let mut greeting = Greeting::default();
+    let mut opened = false;
+    let mut resend = tokio::time::interval(HELLO_RESEND);
+    loop {
+        let event = tokio::select! {
+            event = dc.poll() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = resend.tick(), if opened && !greeting.is_up() => {
+                say(&dc, peer, greeting.hello()).await;
+                continue;
+            }
+        };
         let Some(rtc) = inner.upgrade() else { break };
         match event {
             DataChannelEvent::OnOpen => {
@@ -535,10 +550,22 @@ async fn run_channel(inner: Weak<Inner>, peer: Address, generation: u64, dc: Arc
                 if let Err(error) = dc.set_buffered_amount_low_threshold(low_water).await {
                     tracing::debug!(%peer, %error, "setting the buffered-amount-low threshold");
                 }
-                let opened = Link::new(peer, dc.clone());
-                match rtc.opened(peer, generation, &opened) {
-                    Opened::Accepted => link = Some(opened),
-                    Opened::Stale => break,
+                opened = true;
+                resend.reset_immediately();
+            }
+            DataChannelEvent::OnMessage(message) if message.is_string => {
+                let text = String::from_utf8_lossy(&message.data);
+                match greeting.on_text(&text) {
+                    Greeted::Ignore => {}
+                    Greeted::Reply(reply) => say(&dc, peer, reply).await,
+                    Greeted::Up(reply) => {
+                        say(&dc, peer, reply).await;
+                        let up = Link::new(peer, dc.clone());
+                        match rtc.opened(peer, generation, &up) {
+                            Opened::Accepted => link = Some(up),
+                            Opened::Stale => break,
+                        }
+                    }
                 }
             }
             DataChannelEvent::OnMessage(message) => {
@@ -560,6 +587,13 @@ async fn run_channel(inner: Weak<Inner>, peer: Address, generation: u64, dc: Arc
     }
     if let Some(inner) = inner.upgrade() {
         inner.teardown(peer, generation, RtcError::Closed { peer });
+    }
+}
+
+/// One greeting message; a failure shows as the channel closing or the greeting timing out.
+async fn say(dc: &Arc<dyn DataChannel>, peer: Address, text: &str) {
+    if let Err(error) = dc.send_text(text).await {
+        tracing::debug!(%peer, %error, "greeting");
     }
 }
 
