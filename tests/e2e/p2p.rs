@@ -158,34 +158,38 @@ async fn a_holder_killed_mid_transfer_is_planned_around_and_the_request_succeeds
     let warm = short_items(2);
     embed_and_check(&client, &warm.iter().collect::<Vec<_>>(), dimensions).await;
 
-    // The four longest sentences: about 1.5 MB of activations, some six seconds at that rate.
+    // Both uplinks slowed, since which worker will hold the first shard's output is not known
+    // before the request: the four longest sentences make about 1.5 MB of activations, some
+    // six seconds at that rate.
+    for h in 0..2 {
+        lan.limit_upload(h, "2mbit");
+    }
     let mut long = reference().items;
     long.sort_by_key(|item| std::cmp::Reverse(item.tokens));
     long.truncate(4);
     let addresses: Vec<Address> = nodes.iter().map(NodeProcess::address).collect();
+    let accepted_before = accepted(&client, &addresses).await;
     let kill = async {
-        // With one copy of each task the shards run one after the other: the worker busy first
-        // runs the first shard and holds its output; the other fetches it first thing once it
-        // is leased the second. Which is which is read here, not from an earlier request.
+        // With one copy of each task the shards run one after the other. The holder is the
+        // worker whose first-shard result was just accepted; the other fetches its output first
+        // thing once it is leased the second shard.
         let started = Instant::now();
-        let mut holder = None;
-        loop {
+        let holder = loop {
             let workers = client.workers().await.workers;
-            assert!(started.elapsed() < Duration::from_secs(120), "no shard task was seen running: {workers:?}");
-            let busy = |h: usize| workers.iter().find(|w| w.address == addresses[h]).is_some_and(|w| w.in_flight > 0);
-            match holder {
-                None => {
-                    if let Some(h) = (0..2).find(|&h| busy(h) && !busy(1 - h)) {
-                        lan.limit_upload(h, "2mbit");
-                        holder = Some(h);
-                    }
-                }
-                Some(h) if !busy(h) && busy(1 - h) => break,
-                Some(_) => {}
+            let state = |h: usize| {
+                let w = workers.iter().find(|w| w.address == addresses[h]);
+                (w.map_or(0, |w| w.accepted), w.is_some_and(|w| w.in_flight > 0))
+            };
+            let holder = (0..2).find(|&h| {
+                let ((done, busy), (_, other_busy)) = (state(h), state(1 - h));
+                done > accepted_before[h] && !busy && other_busy
+            });
+            if let Some(holder) = holder {
+                break holder;
             }
+            assert!(started.elapsed() < Duration::from_secs(120), "the second shard was never leased: {workers:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let holder = holder.expect("found above");
+        };
         tokio::time::sleep(Duration::from_secs(1)).await;
         nodes[holder].kill();
         holder
@@ -198,4 +202,10 @@ async fn a_holder_killed_mid_transfer_is_planned_around_and_the_request_succeeds
         log.contains("direct transfer failed"),
         "the fetcher's direct transfer did not fail mid-way; its log:\n{log}"
     );
+}
+
+/// How many results of each worker the relay has accepted so far.
+async fn accepted(client: &Client, addresses: &[Address]) -> Vec<u64> {
+    let workers = client.workers().await.workers;
+    addresses.iter().map(|a| workers.iter().find(|w| w.address == *a).map_or(0, |w| w.accepted)).collect()
 }
