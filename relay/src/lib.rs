@@ -2,7 +2,8 @@
 //! agree, and pays each verified contribution with a signed receipt.
 //!
 //! Map: `api/` (HTTP, the only code that knows it), `ws` (worker socket), `scheduler/` (leases,
-//! queue, placement), `verify/` (pure quorum and tolerance rules), `job` (request validation),
+//! queue, placement), `verify/` (pure quorum and tolerance rules), `trust/` (pure
+//! standing of workers: adaptive replication, quotas), `job` (request validation),
 //! `signer` (relay key, receipts), `store/` (sled, blobs), `models/` (model import, tokenizer,
 //! the embeddings service), `metrics`, `cli/` (the `hyphae` binary's commands), `config`, `app`
 //! (router and lifecycle).
@@ -17,6 +18,7 @@ pub mod models;
 pub mod scheduler;
 pub mod signer;
 pub mod store;
+pub mod trust;
 pub mod verify;
 pub mod ws;
 

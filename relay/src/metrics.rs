@@ -29,6 +29,9 @@ pub struct Metrics {
     pub activation_bytes: Counter,
     pub peer_connections_up: Counter,
     pub peer_connections_failed: Counter,
+    /// Canary answers that matched the known answer, and that did not.
+    pub canaries_passed: Counter,
+    pub canaries_failed: Counter,
 }
 
 impl Metrics {
@@ -51,6 +54,8 @@ impl Metrics {
             activation_bytes: Counter::default(),
             peer_connections_up: Counter::default(),
             peer_connections_failed: Counter::default(),
+            canaries_passed: Counter::default(),
+            canaries_failed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("jobs_submitted", "Jobs accepted through POST /v1/jobs", m.jobs_submitted.clone());
@@ -96,6 +101,12 @@ impl Metrics {
             "peer_connections_failed",
             "Direct worker connections that did not come up",
             m.peer_connections_failed.clone(),
+        );
+        registry.register("canaries_passed", "Canary answers that matched the known answer", m.canaries_passed.clone());
+        registry.register(
+            "canaries_failed",
+            "Canary answers that differed from the known answer",
+            m.canaries_failed.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -2,11 +2,13 @@
 //! writer per worker. The scheduler talks to the writer through a bounded channel, never to the
 //! socket. A frame that does not decode closes that connection (policy violation) and nothing else.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::http::Extensions;
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -17,12 +19,14 @@ use tokio::sync::oneshot;
 use crate::app::AppState;
 use crate::scheduler::Outbound;
 
-pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(app): State<AppState>, extensions: Extensions, ws: WebSocketUpgrade) -> Response {
     let max = app.config.max_frame_bytes;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| serve(socket, app))
+    // Known when served with connect info (always, outside in-process router tests).
+    let remote = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| serve(socket, app, remote))
 }
 
-async fn serve(socket: WebSocket, app: AppState) {
+async fn serve(socket: WebSocket, app: AppState, remote: Option<IpAddr>) {
     let (mut sink, mut stream) = socket.split();
     let hello = match login(&mut sink, &mut stream, &app).await {
         Ok(hello) => hello,
@@ -35,7 +39,7 @@ async fn serve(socket: WebSocket, app: AppState) {
         }
     };
     let worker = hello.worker;
-    let (conn, max_in_flight, outbound, peer_frames) = app.scheduler.connect(&hello);
+    let (conn, max_in_flight, outbound, peer_frames) = app.scheduler.connect(&hello, remote);
     app.metrics.worker_connections.inc();
     tracing::info!(%worker, beneficiary = %hello.beneficiary, adapter = %hello.adapter.name,
         backend = %hello.adapter.backend, platform = ?hello.platform, "worker joined");

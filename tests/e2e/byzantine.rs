@@ -47,3 +47,40 @@ async fn a_lying_worker_never_gets_a_result_accepted_and_earns_nothing() {
         assert!(!receipts.is_empty());
     }
 }
+
+/// Two liars that return the same wrong answer agree with each other, so replication alone would
+/// accept their answer whenever both held a task. Canaries catch each on its own, and once caught
+/// their agreement no longer makes a quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colluding_pair_agreeing_on_a_wrong_answer_is_caught_by_canaries_and_never_accepted() {
+    hyphae_tests::harness::init_tracing();
+    // Every dispatch that can be a canary is one, and two valid results make a worker trusted.
+    let grid = Grid::start(&["--canary-rate", "1", "--trusted-after", "2"], 2).await;
+    let client = &grid.client;
+    // The honest workers agree on a first job: their answers become known answers.
+    let (first, _) = collatz_job(16, 100, 2, 5);
+    let first = client.submit(&first).await;
+    assert_eq!(client.wait(first.id, Duration::from_secs(300)).await.status, JobStatus::Completed);
+
+    let liars: Vec<InProcessWorker> =
+        (0..2).map(|_| InProcessWorker::start(&grid.relay.url, Lying(GpuExecutor::new().unwrap()))).collect();
+    client.wait_for_workers(4, Duration::from_secs(60)).await;
+    let (second, inputs) = collatz_job(32, 100, 2, 6);
+    let second = client.submit(&second).await;
+    let info = client.wait(second.id, Duration::from_secs(300)).await;
+    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
+    let results = client.results(second.id).await;
+    assert_collatz_results(&results, &inputs);
+    let liar_addresses: Vec<_> = liars.iter().map(|l| l.address).collect();
+    assert_verified_by_distinct_workers(&results, 2, &liar_addresses);
+
+    let workers = client.workers().await.workers;
+    for liar in &liars {
+        let info = workers.iter().find(|w| w.address == liar.address).expect("the liar is connected");
+        assert!(info.rejected > 0 && info.accepted == 0, "{info:?}");
+        assert!(client.receipts(liar.beneficiary).await.is_empty());
+    }
+    let metrics = client.metrics().await;
+    let failed = metric(&metrics, "hyphae_canaries_failed_total");
+    assert!(failed >= 2.0, "each liar failed a canary: {failed}");
+}

@@ -73,3 +73,8 @@ pub fn receipts_by_task(receipts: &[SignedReceipt]) -> BTreeMap<String, Vec<Addr
     }
     by_task
 }
+
+/// The value of an unlabelled metric in a Prometheus exposition (0 when absent).
+pub fn metric(exposition: &str, name: &str) -> f64 {
+    exposition.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+}

@@ -75,6 +75,24 @@ pub struct ServeArgs {
     /// cannot reach each other at all.
     #[arg(long)]
     pub activations_via_relay: bool,
+    /// Let trusted workers' tasks go unreplicated, checked at random with a probability that
+    /// falls as their record of valid results grows (BOINC's adaptive replication).
+    #[arg(long)]
+    pub adaptive_replication: bool,
+    /// Valid results in a row (of a worker and of its beneficiary) before it is trusted.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub trusted_after: u64,
+    /// Share of dispatches that are canaries: tasks whose answer trusted workers already agreed
+    /// on, sent like any replica to catch workers that lie, colluding ones included.
+    #[arg(long, default_value_t = 0.02, value_parser = parse_share)]
+    pub canary_rate: f64,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{text:?} is not a share between 0 and 1")),
+    }
 }
 
 impl Config {
@@ -92,6 +110,9 @@ impl Config {
         config.site_dir = args.site.clone();
         config.embeddings.redundancy = args.model_redundancy;
         config.embeddings.hand_off = !args.activations_via_relay;
+        config.scheduler.trust.adaptive = args.adaptive_replication;
+        config.scheduler.trust.trusted_after = args.trusted_after;
+        config.scheduler.trust.canary_rate = args.canary_rate;
         config
     }
 }

@@ -13,6 +13,9 @@ pub struct Lease {
     pub worker: Address,
     pub issued: Instant,
     pub deadline: Instant,
+    /// A canary (see `canary`): its task may be settled or belong to a job long finished, and
+    /// nothing is re-queued when it ends without an answer.
+    pub canary: bool,
 }
 
 #[derive(Debug, Default)]

@@ -8,6 +8,7 @@
 //! - credits and receipts exist only for results the verifier accepted, and reach a worker only
 //!   after they are durable.
 
+mod canary;
 mod history;
 mod lease;
 mod pairs;
@@ -17,6 +18,7 @@ mod queue;
 mod state;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,7 +31,7 @@ use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskI
 use hyphae_shaders::EntryPointInfo;
 use tokio::sync::mpsc;
 
-use state::{ActiveJob, Answer, JobShared, State, ToEvaluate, Worker};
+use state::{ActiveJob, Answer, CanaryCheck, JobShared, Returned, State, ToEvaluate, Worker};
 pub use state::{Dispatch, Outbound};
 
 use crate::job::ValidatedJob;
@@ -37,8 +39,16 @@ use crate::metrics::Metrics;
 use crate::signer::Signer;
 use crate::store::records::{JobRecord, JobWork, Outcome, ResultRecord, TaskRecord};
 use crate::store::{Batch, Op, Store, StoreError};
+use crate::trust::TrustConfig;
 use crate::verify::quorum::{self, Decision};
 use crate::verify::tolerance;
+
+/// Says how many accepted results a worker just caught had vouched for alone.
+fn log_recheck(recheck: &[TaskId]) {
+    if !recheck.is_empty() {
+        tracing::warn!(tasks = ?recheck, "a worker caught returning a wrong result had results accepted on its word alone");
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -50,6 +60,7 @@ pub struct SchedulerConfig {
     pub max_failures: usize,
     /// How old a lease gets before an idle worker is given an extra replica of its task.
     pub hedge_after: Duration,
+    pub trust: TrustConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -59,6 +70,7 @@ impl Default for SchedulerConfig {
             max_in_flight: 4,
             max_failures: 2,
             hedge_after: Duration::from_secs(2),
+            trust: TrustConfig::default(),
         }
     }
 }
@@ -86,7 +98,7 @@ impl Scheduler {
         config: SchedulerConfig,
     ) -> Scheduler {
         Scheduler {
-            state: Mutex::new(State::new(config.lease_timeout)),
+            state: Mutex::new(State::new(config.lease_timeout, config.trust.clone())),
             store,
             signer,
             metrics,
@@ -223,7 +235,13 @@ impl Scheduler {
 
     /// Registers a logged-in worker. Returns its connection id, the tasks it may hold at once,
     /// and the receiving ends of its outbound queue and of its peer frames.
-    pub fn connect(&self, hello: &Hello) -> (u64, u32, mpsc::Receiver<Outbound>, mpsc::Receiver<ToWorker>) {
+    /// `remote` is the address it connected from, when known: replicas of one task go to workers
+    /// of distinct addresses (loopback excepted: that is one machine's tests, or a local proxy).
+    pub fn connect(
+        &self,
+        hello: &Hello,
+        remote: Option<IpAddr>,
+    ) -> (u64, u32, mpsc::Receiver<Outbound>, mpsc::Receiver<ToWorker>) {
         let conn = self.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let max_in_flight = hello.max_in_flight.clamp(1, self.config.max_in_flight);
         // Room for every lease plus receipts, cancels and pings in between.
@@ -236,6 +254,7 @@ impl Scheduler {
             in_flight: 0,
             max_in_flight,
             beneficiary: hello.beneficiary,
+            ip: remote.filter(|ip| !ip.is_loopback()),
             platform: hello.platform,
             adapter: hello.adapter.clone(),
             agent: hello.agent.clone(),
@@ -286,9 +305,73 @@ impl Scheduler {
             };
             state.on_result(worker, lease, answer, Instant::now())
         });
-        if let Some(evaluate) = evaluate {
-            self.evaluate(evaluate).await;
+        self.judge(evaluate).await;
+    }
+
+    async fn judge(&self, returned: Returned) {
+        match returned {
+            Returned::Nothing => {}
+            Returned::Evaluate(evaluate) => self.evaluate(evaluate).await,
+            Returned::Canary(check) => self.check_canary(check).await,
         }
+    }
+
+    /// Compares a canary's answer with the known one: a match is paid like any verified result
+    /// (the worker did the work, and must not learn which tasks were canaries by going unpaid);
+    /// a mismatch costs the worker and its beneficiary their trust.
+    async fn check_canary(&self, check: CanaryCheck) {
+        let CanaryCheck { worker, beneficiary, known, answer } = check;
+        let dtypes: Vec<_> = known.spec.outputs().into_iter().map(|(_, dtype, _)| dtype).collect();
+        let passed = match &answer {
+            Answer::Outputs(outputs) => {
+                tolerance::outputs_match(outputs, &known.outputs, &dtypes, &known.job.tolerance)
+            }
+            Answer::Digest(_) | Answer::Malformed => false,
+        };
+        let elapsed_s = self.started.elapsed().as_secs();
+        if !passed {
+            tracing::warn!(%worker, task = %known.task, "worker failed a canary: its answer differs from the known one");
+            let recheck = self.transition(|state| {
+                state.counters.canaries_failed += 1;
+                state.record_verdicts(known.task, &[], &[(worker, beneficiary)], elapsed_s)
+            });
+            log_recheck(&recheck);
+            self.metrics.results_rejected.inc();
+            self.metrics.canaries_failed.inc();
+            return;
+        }
+        let output_sha256 = hyphae_proto::frame::outputs_sha256(known.outputs.iter().map(|o| o.0.as_slice()));
+        let receipt = self.signer.sign(ReceiptPayload {
+            beneficiary,
+            credits: known.job.credits_per_task,
+            issued_at: crate::unix_ms() / 1000,
+            job: known.job.id,
+            output_sha256,
+            relay: self.signer.address(),
+            task: known.task,
+            v: ReceiptPayload::VERSION,
+            worker,
+        });
+        let mut batch = Batch::new();
+        batch.push(Op::PutReceipt(Box::new(receipt.clone())));
+        batch.push(Op::Credit { account: beneficiary, amount: receipt.payload.credits, tasks: 1 });
+        if let Err(e) = self.store.commit(batch).await {
+            // Unpaid but not wronged in standing: the worker's answer was right.
+            tracing::error!(%worker, error = %e, "could not commit a canary's receipt");
+        } else {
+            self.transition(|state| {
+                state.credit(beneficiary, receipt.payload.credits, 1);
+                state.counters.credits_issued += receipt.payload.credits;
+                state.send(worker, ToWorker::Receipt(Box::new(receipt)), Instant::now());
+            });
+        }
+        self.transition(|state| {
+            state.counters.canaries_passed += 1;
+            state.counters.results_accepted += 1;
+            state.trust.valid(worker, beneficiary);
+        });
+        self.metrics.results_accepted.inc();
+        self.metrics.canaries_passed.inc();
     }
 
     /// Takes the digest of an output the worker keeps for its peers.
@@ -307,9 +390,7 @@ impl Scheduler {
             };
             state.on_result(worker, lease, answer, Instant::now())
         });
-        if let Some(evaluate) = evaluate {
-            self.evaluate(evaluate).await;
-        }
+        self.judge(evaluate).await;
     }
 
     pub async fn on_failure(&self, worker: Address, lease: hyphae_proto::LeaseId, failure: TaskFailure) {
@@ -342,13 +423,40 @@ impl Scheduler {
 
     async fn evaluate(&self, mut evaluate: ToEvaluate) {
         loop {
-            let ToEvaluate { task, job, spec, mut results } = evaluate;
+            let ToEvaluate { task, job, spec, required, mut results } = evaluate;
             let dtypes: Vec<_> = spec.outputs().into_iter().map(|(_, dtype, _)| dtype).collect();
-            let rule = quorum::Rule::for_redundancy(job.redundancy);
+            // However few replicas a trusted worker's task needed, a disagreement is settled
+            // with the room the job's full redundancy gives.
+            let rule = quorum::Rule {
+                redundancy: required,
+                max_replicas: quorum::Rule::for_redundancy(job.redundancy).max_replicas,
+            };
+            // Workers caught lying earlier (suspects) do not vote: the quorum is reached among
+            // the others, and a suspect's result is then judged like any against the outcome. Two
+            // colluders agreeing on a wrong answer so never outvote one honest worker.
+            let suspects: Vec<bool> = self
+                .transition(|state| results.iter().map(|r| state.trust.suspect(&r.worker, &r.beneficiary)).collect());
+            let same =
+                |a: &state::Replica, b: &state::Replica| answers_match(&a.answer, &b.answer, &dtypes, &job.tolerance);
             let judge = |results: &[state::Replica]| {
-                quorum::decide(results.len(), rule, |i, j| {
-                    answers_match(&results[i].answer, &results[j].answer, &dtypes, &job.tolerance)
-                })
+                let voters: Vec<usize> = (0..results.len()).filter(|&i| !suspects[i]).collect();
+                match quorum::decide(voters.len(), rule, |i, j| same(&results[voters[i]], &results[voters[j]])) {
+                    Decision::Accept { canonical, .. } => {
+                        let canonical = voters[canonical];
+                        let agreeing = (0..results.len())
+                            .filter(|&k| k == canonical || same(&results[canonical], &results[k]))
+                            .collect();
+                        Decision::Accept { canonical, agreeing }
+                    }
+                    // Suspects' replicas take room but not votes; past twice the cap, give up.
+                    Decision::OneMore if results.len() as u32 >= 2 * rule.max_replicas => Decision::Fail {
+                        reason: format!(
+                            "{} replicas, most from workers caught lying, reached no quorum",
+                            results.len()
+                        ),
+                    },
+                    other => other,
+                }
             };
             let mut decision = judge(&results);
             // Digests only match bit for bit. Honest GPUs of different makes round differently,
@@ -366,7 +474,9 @@ impl Scheduler {
                     return;
                 }
                 Decision::OneMore => (Vec::new(), None),
-                Decision::Fail { reason } => (results.iter().map(|r| r.worker).collect::<Vec<_>>(), Some(reason)),
+                Decision::Fail { reason } => {
+                    (results.iter().map(|r| (r.worker, r.beneficiary)).collect::<Vec<_>>(), Some(reason))
+                }
             };
             let replicas = results.len();
             match self.transition(|state| state.reconsider(task, results, fail, Instant::now())) {
@@ -377,7 +487,8 @@ impl Scheduler {
                 state::Next::Evaluate(next) => evaluate = next,
                 state::Next::Fail(reason) => {
                     let elapsed_s = self.started.elapsed().as_secs();
-                    self.transition(|state| state.record_verdicts(&[], &workers, elapsed_s));
+                    let recheck = self.transition(|state| state.record_verdicts(task, &[], &workers, elapsed_s));
+                    log_recheck(&recheck);
                     self.metrics.results_rejected.inc_by(workers.len() as u64);
                     self.fail(task, reason).await;
                     return;
@@ -389,8 +500,8 @@ impl Scheduler {
     async fn accept(
         &self,
         task: TaskId,
-        job: &JobShared,
-        spec: &TaskRecord,
+        job: &Arc<JobShared>,
+        spec: &Arc<TaskRecord>,
         results: Vec<state::Replica>,
         canonical: usize,
         agreeing: Vec<usize>,
@@ -430,8 +541,11 @@ impl Scheduler {
         let mut agreeing_first = agreeing.clone();
         agreeing_first.sort_by_key(|&i| !matches!(results[i].answer, Answer::Digest(d) if d == output_sha256));
         let accepted: Vec<Address> = agreeing_first.iter().map(|&i| results[i].worker).collect();
-        let rejected: Vec<Address> =
-            (0..results.len()).filter(|i| !agreeing.contains(i)).map(|i| results[i].worker).collect();
+        let standing = |i: usize| (results[i].worker, results[i].beneficiary);
+        let vouched: Vec<(Address, Address)> = agreeing_first.iter().map(|&i| standing(i)).collect();
+        let refuted: Vec<(Address, Address)> =
+            (0..results.len()).filter(|i| !agreeing.contains(i)).map(standing).collect();
+        let rejected: Vec<Address> = refuted.iter().map(|(worker, _)| *worker).collect();
         if !rejected.is_empty() {
             tracing::warn!(%task, ?rejected, "results rejected: they disagree with the accepted majority");
         }
@@ -471,8 +585,17 @@ impl Scheduler {
             return;
         }
         let elapsed_s = self.started.elapsed().as_secs();
-        let finished = self.transition(|state| {
-            state.record_verdicts(&accepted, &rejected, elapsed_s);
+        let (finished, recheck) = self.transition(|state| {
+            let recheck = state.record_verdicts(task, &vouched, &refuted, elapsed_s);
+            // A wrong "known" answer would fail honest workers, so only answers vouched for by
+            // trusted workers alone become canaries: forging one costs a colluding pair the time
+            // to earn trust first, and any check they fail meanwhile starts them over.
+            if let Answer::Outputs(outputs) = &results[canonical].answer
+                && vouched.iter().all(|(worker, beneficiary)| state.trust.trusted(worker, beneficiary))
+            {
+                let owners = accepted.iter().filter_map(|a| state.workers.get(a).map(Worker::owner)).collect();
+                state.canaries.learn(task, job, spec, outputs, owners);
+            }
             for r in &receipts {
                 state.credit(r.payload.beneficiary, r.payload.credits, 1);
                 state.counters.credits_issued += r.payload.credits;
@@ -480,8 +603,9 @@ impl Scheduler {
             for receipt in receipts {
                 state.send(receipt.payload.worker, ToWorker::Receipt(Box::new(receipt)), now);
             }
-            state.settled(task, true, elapsed_s)
+            (state.settled(task, true, elapsed_s), recheck)
         });
+        log_recheck(&recheck);
         self.metrics.tasks_verified.inc();
         self.metrics.results_accepted.inc_by(accepted.len() as u64);
         self.metrics.results_rejected.inc_by(rejected.len() as u64);
@@ -570,7 +694,7 @@ impl Scheduler {
             .workers
             .iter()
             .map(|(address, w)| {
-                let rep = state.reputation.get(address).copied().unwrap_or_default();
+                let rep = state.trust.worker(address);
                 WorkerInfo {
                     address: *address,
                     beneficiary: w.beneficiary,

@@ -3,6 +3,7 @@
 //! in `mod.rs`, between transitions.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,14 +15,18 @@ use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, BlobId, Credits, JobId, LeaseId, Sha256, TaskId};
 use hyphae_shaders::EntryPointInfo;
 use hyphae_shaders::executor::Requirements;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
+use super::canary::{Canaries, Known};
 use super::history::History;
 use super::lease::{Lease, Leases};
 use super::pairs::{PAIRING_LIFETIME, Pairs};
 use super::placement;
 use super::queue::{Fit, Queue};
 use crate::store::records::{JobRecord, JobWork, TaskBody, TaskRecord};
+use crate::trust::{Trust, TrustConfig};
 
 /// The parts of a job every task needs, shared by reference.
 #[derive(Debug)]
@@ -155,9 +160,14 @@ pub struct TaskState {
     /// Results wanted in all; grows by one per inconclusive round.
     pub target: u32,
     pub in_flight: u32,
+    /// Agreeing results needed: the job's redundancy, or 1 when the task's first worker is
+    /// trusted and the task was not drawn for a check (decided at its first dispatch).
+    pub required: u32,
     pub results: Vec<Replica>,
     /// Every worker that held this task, whatever came of it: none gets it twice.
     pub tried: Vec<Address>,
+    /// Who those workers are, so that replicas go to independent ones (see [`Owner`]).
+    pub owners: Vec<Owner>,
     pub failures: Vec<String>,
     pub phase: Phase,
     pub started: bool,
@@ -165,6 +175,23 @@ pub struct TaskState {
     pub hedged: u32,
     /// How long the first replica to come back took: what a straggler is measured against.
     pub first_answer: Option<Duration>,
+}
+
+/// What makes two workers independent enough to check each other: not the same beneficiary
+/// (keys are free, beneficiaries are who gets paid), not the same known address, and for float
+/// work, preferably the same numeric class so that honest results agree closely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub beneficiary: Address,
+    pub ip: Option<IpAddr>,
+    /// Backend and vendor: GPUs of one class round alike.
+    pub class: (String, u32),
+}
+
+impl Owner {
+    pub(super) fn independent_of(&self, other: &Owner) -> bool {
+        self.beneficiary != other.beneficiary && (self.ip.is_none() || self.ip != other.ip)
+    }
 }
 
 pub struct Worker {
@@ -175,6 +202,8 @@ pub struct Worker {
     pub in_flight: u32,
     pub max_in_flight: u32,
     pub beneficiary: Address,
+    /// The address it connected from, when known and not loopback.
+    pub ip: Option<IpAddr>,
     pub platform: Platform,
     pub adapter: AdapterInfo,
     pub agent: String,
@@ -190,11 +219,10 @@ pub struct Worker {
     pub shards: BTreeSet<(String, u32, u32)>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Reputation {
-    pub accepted: u64,
-    pub rejected: u64,
-    pub consecutive_valid: u64,
+impl Worker {
+    pub(super) fn owner(&self) -> Owner {
+        Owner { beneficiary: self.beneficiary, ip: self.ip, class: (self.adapter.backend.clone(), self.adapter.vendor) }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +235,9 @@ pub struct Counters {
     pub jobs_completed: u64,
     pub jobs_failed: u64,
     pub credits_issued: Credits,
+    pub canaries_sent: u64,
+    pub canaries_passed: u64,
+    pub canaries_failed: u64,
     /// Verified and rejected per second: the dashboard's chart and rate.
     pub history: History,
 }
@@ -221,11 +252,40 @@ pub enum Next {
     Fail(String),
 }
 
+/// What a worker's answer calls for.
+pub enum Returned {
+    /// Nothing yet (replicas still out), or the lease was not live.
+    Nothing,
+    Evaluate(ToEvaluate),
+    /// The answer to a canary, to compare with the known one.
+    Canary(CanaryCheck),
+}
+
+#[cfg(test)]
+impl Returned {
+    /// The task to evaluate, if that is what the answer called for.
+    pub fn into_evaluate(self) -> Option<ToEvaluate> {
+        match self {
+            Returned::Evaluate(evaluate) => Some(evaluate),
+            Returned::Nothing | Returned::Canary(_) => None,
+        }
+    }
+}
+
+pub struct CanaryCheck {
+    pub worker: Address,
+    pub beneficiary: Address,
+    pub known: Arc<Known>,
+    pub answer: Answer,
+}
+
 /// A task with enough results to be judged.
 pub struct ToEvaluate {
     pub task: TaskId,
     pub job: Arc<JobShared>,
     pub spec: Arc<TaskRecord>,
+    /// Agreeing results needed (see [`TaskState::required`]).
+    pub required: u32,
     pub results: Vec<Replica>,
 }
 
@@ -254,13 +314,20 @@ const RECENT_JOBS: usize = 20;
 /// taken is given it anyway.
 const SPILL_AFTER: Duration = Duration::from_secs(2);
 
+/// How long a float replica waits for a worker of the same numeric class as its task's first
+/// replica before any class will do.
+const CLASS_WAIT: Duration = Duration::from_secs(2);
+
 pub struct State {
     pub jobs: HashMap<JobId, ActiveJob>,
     pub tasks: HashMap<TaskId, TaskState>,
     pub queue: Queue,
     pub workers: HashMap<Address, Worker>,
     pub leases: Leases,
-    pub reputation: HashMap<Address, Reputation>,
+    pub trust: Trust,
+    /// Draws which trusted workers' tasks are checked anyway, and when a canary goes out.
+    rng: StdRng,
+    pub canaries: Canaries,
     pub counters: Counters,
     pub lease_timeout: Duration,
     /// Workers whose channel refused a message; dropped after the current transition.
@@ -277,14 +344,16 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(lease_timeout: Duration) -> State {
+    pub fn new(lease_timeout: Duration, trust: TrustConfig) -> State {
         State {
             jobs: HashMap::new(),
             tasks: HashMap::new(),
             queue: Queue::default(),
             workers: HashMap::new(),
             leases: Leases::default(),
-            reputation: HashMap::new(),
+            trust: Trust::new(trust),
+            rng: StdRng::from_entropy(),
+            canaries: Canaries::default(),
             counters: Counters::default(),
             lease_timeout,
             broken: Vec::new(),
@@ -331,7 +400,10 @@ impl State {
         for spec in tasks {
             let id = TaskId { job: shared.id, index: spec.index };
             let needs = placement::requirements(&shared.work, &spec);
-            for _ in 0..shared.redundancy {
+            // With adaptive replication the first replica goes out alone; who takes it decides
+            // how many more follow (`dispatch_one`).
+            let first = if self.trust.config.adaptive { 1 } else { shared.redundancy };
+            for _ in 0..first {
                 self.queue.push_back(id, now);
             }
             self.tasks.insert(
@@ -342,8 +414,10 @@ impl State {
                     needs,
                     target: shared.redundancy,
                     in_flight: 0,
+                    required: shared.redundancy,
                     results: Vec::new(),
                     tried: Vec::new(),
+                    owners: Vec::new(),
                     failures: Vec::new(),
                     phase: Phase::Open,
                     started: false,
@@ -376,8 +450,10 @@ impl State {
     }
 
     fn release_leases_of(&mut self, address: Address, now: Instant) {
-        for (_, lease) in self.leases.take_where(|l| l.worker == address) {
-            self.requeue(lease.task, now);
+        for (id, lease) in self.leases.take_where(|l| l.worker == address) {
+            if self.canaries.returned(id).is_none() {
+                self.requeue(lease.task, now);
+            }
         }
     }
 
@@ -398,51 +474,85 @@ impl State {
     /// Offers queued work to every worker with room, one task per worker per round, so a small
     /// job spreads over the grid instead of piling on the first worker.
     pub fn fill_all(&mut self, now: Instant) {
-        let mut hungry: Vec<Address> =
-            self.workers.iter().filter(|(_, w)| w.in_flight < w.max_in_flight).map(|(&a, _)| a).collect();
+        let mut hungry: Vec<Address> = self.workers.keys().filter(|a| self.has_room(a)).copied().collect();
         while !hungry.is_empty() && !self.queue.is_empty() {
-            hungry.retain(|&a| {
-                self.dispatch_one(a, now) && self.workers.get(&a).is_some_and(|w| w.in_flight < w.max_in_flight)
-            });
+            hungry.retain(|a| self.dispatch_one(*a, now) && self.has_room(a));
         }
         self.drop_broken(now);
     }
 
+    /// Whether `address` may take one more lease: fewer than it asked for and than its standing
+    /// allows (see [`Trust::quota`]).
+    fn has_room(&self, address: &Address) -> bool {
+        self.workers.get(address).is_some_and(|w| w.in_flight < self.trust.quota(address, w.max_in_flight))
+    }
+
     /// Gives `address` one task; false when it has no room or nothing it may take.
     fn dispatch_one(&mut self, address: Address, now: Instant) -> bool {
-        let Some(worker) = self.workers.get(&address) else { return false };
-        if worker.in_flight >= worker.max_in_flight {
+        if !self.has_room(&address) {
             return false;
         }
+        let Some(worker) = self.workers.get(&address) else { return false };
         let limits = worker.adapter.limits;
         let warm = &worker.warm;
         let full = worker.max_shards > 0 && warm.len() >= worker.max_shards as usize;
+        let owner = worker.owner();
+        let rate = self.trust.config.canary_rate;
+        if rate > 0.0 && !self.queue.is_empty() && self.rng.gen_bool(rate.min(1.0)) {
+            let deadline = now + self.lease_timeout;
+            let leases = &mut self.leases;
+            let issue = |known: &Known| {
+                leases.issue(Lease { task: known.task, worker: address, issued: now, deadline, canary: true })
+            };
+            if let Some((lease, known)) = self.canaries.lend(issue, address, &owner, &limits, &mut self.rng) {
+                return self.send_canary(address, lease, known);
+            }
+        }
         let tasks = &self.tasks;
         let entry = self.queue.take_best(|entry| {
             let task = tasks.get(&entry.task)?;
+            let waited = now.saturating_duration_since(entry.since);
             let fits = task.phase == Phase::Open
                 && !task.tried.contains(&address)
+                && task.owners.iter().all(|o| o.independent_of(&owner))
                 && placement::fits(task.job.entry.as_ref(), &task.needs, &limits);
+            // Float replicas wait a moment for a worker that rounds like the first one did.
+            let other_class = task.spec.has_float_output()
+                && task.owners.first().is_some_and(|first| first.class != owner.class)
+                && waited < CLASS_WAIT;
+            if other_class {
+                return Some(Fit::No);
+            }
             Some(match (fits, &task.job.work) {
                 (false, _) => Fit::No,
                 (true, JobWork::Shard { weights, .. }) if warm.contains(weights) => Fit::Preferred,
                 // A worker whose memory is spoken for leaves other shards to workers with room,
                 // unless none took the task for a while: then it evicts one.
-                (true, JobWork::Shard { .. }) if full && now.saturating_duration_since(entry.since) < SPILL_AFTER => {
-                    Fit::No
-                }
+                (true, JobWork::Shard { .. }) if full && waited < SPILL_AFTER => Fit::No,
                 (true, _) => Fit::Yes,
             })
         });
         let Some(entry) = entry else { return false };
         let task = self.tasks.get_mut(&entry.task).expect("eligible entries have tasks");
         task.tried.push(address);
+        task.owners.push(owner);
         task.in_flight += 1;
         let first_start = !task.started;
         task.started = true;
+        if first_start && self.trust.config.adaptive {
+            // Who runs a task first decides how many replicas it needs; the others go out now.
+            let beneficiary = task.owners.last().expect("pushed above").beneficiary;
+            let required = self.trust.replicas_for(&address, &beneficiary, task.job.redundancy, &mut self.rng);
+            task.required = required;
+            task.target = required;
+            for _ in 1..required {
+                self.queue.push_front(entry.task, now);
+            }
+        }
         let (job, spec) = (task.job.clone(), task.spec.clone());
         let deadline = now + self.lease_timeout;
-        let lease = self.leases.issue(Lease { task: entry.task, worker: address, issued: now, deadline });
+        let lease =
+            self.leases.issue(Lease { task: entry.task, worker: address, issued: now, deadline, canary: false });
         if first_start && let Some(active) = self.jobs.get_mut(&entry.task.job) {
             active.started += 1;
             if active.record.started_at.is_none() {
@@ -464,6 +574,25 @@ impl State {
             worker.shards.insert((model.clone(), shard.index, shard.count));
         }
         let dispatch = Dispatch { lease, job, spec, deadline_ms: self.lease_timeout.as_millis() as u64, weight_peers };
+        if worker.tx.try_send(Outbound::Task(dispatch)).is_err() {
+            self.broken.push(address);
+            return false;
+        }
+        true
+    }
+
+    /// Sends `address` a canary: to it, one more replica of a task like any other.
+    fn send_canary(&mut self, address: Address, lease: LeaseId, known: Arc<Known>) -> bool {
+        self.counters.canaries_sent += 1;
+        let worker = self.workers.get_mut(&address).expect("checked by the caller");
+        worker.in_flight += 1;
+        let dispatch = Dispatch {
+            lease,
+            job: known.job.clone(),
+            spec: known.spec.clone(),
+            deadline_ms: self.lease_timeout.as_millis() as u64,
+            weight_peers: Vec::new(),
+        };
         if worker.tx.try_send(Outbound::Task(dispatch)).is_err() {
             self.broken.push(address);
             return false;
@@ -539,8 +668,19 @@ impl State {
         Some((l.task, l.issued))
     }
 
-    /// Records a result. Returns the task to evaluate when it was the last replica outstanding.
-    pub fn on_result(&mut self, address: Address, lease: LeaseId, answer: Answer, now: Instant) -> Option<ToEvaluate> {
+    /// Records a result. Returns the task to evaluate when a quorum may be there, or the canary
+    /// to check.
+    pub fn on_result(&mut self, address: Address, lease: LeaseId, answer: Answer, now: Instant) -> Returned {
+        if self.canaries.is_canary(lease) {
+            let returned = self.end_lease(address, lease).and_then(|_| {
+                let known = self.canaries.returned(lease)?;
+                let beneficiary = self.workers.get(&address)?.beneficiary;
+                Some(Returned::Canary(CanaryCheck { worker: address, beneficiary, known, answer }))
+            });
+            self.fill(address, now);
+            self.drop_broken(now);
+            return returned.unwrap_or(Returned::Nothing);
+        }
         let ended = self.end_lease(address, lease);
         let evaluate = ended.and_then(|(id, issued)| {
             let beneficiary = self.workers.get(&address).map(|w| w.beneficiary)?;
@@ -550,12 +690,13 @@ impl State {
             task.results.push(Replica { worker: address, beneficiary, answer });
             // Judged as soon as a quorum is possible, even with replicas still out: a slow
             // worker does not hold up a result its faster peers already agree on.
-            if task.phase == Phase::Open && task.results.len() as u32 >= task.job.redundancy {
+            if task.phase == Phase::Open && task.results.len() as u32 >= task.required {
                 task.phase = Phase::Evaluating;
                 Some(ToEvaluate {
                     task: id,
                     job: task.job.clone(),
                     spec: task.spec.clone(),
+                    required: task.required,
                     results: std::mem::take(&mut task.results),
                 })
             } else {
@@ -564,7 +705,7 @@ impl State {
         });
         self.fill(address, now);
         self.drop_broken(now);
-        evaluate
+        evaluate.map_or(Returned::Nothing, Returned::Evaluate)
     }
 
     /// Records a worker's refusal or failure to run a lease. Returns the task and a reason when
@@ -577,7 +718,14 @@ impl State {
         max_failures: usize,
         now: Instant,
     ) -> Option<(TaskId, String)> {
+        let is_canary = self.canaries.is_canary(lease);
         let (id, _) = self.end_lease(address, lease)?;
+        if is_canary {
+            // Not a verdict: honest workers fail to run tasks too. Nothing to re-queue.
+            self.canaries.returned(lease);
+            self.fill(address, now);
+            return None;
+        }
         let workers = &self.workers;
         let task = self.tasks.get_mut(&id)?;
         task.failures.push(format!("{address}: {:?}: {}", failure.kind, failure.message));
@@ -608,7 +756,13 @@ impl State {
         let arrived = std::mem::take(&mut t.results);
         if !arrived.is_empty() {
             results.extend(arrived);
-            return Next::Evaluate(ToEvaluate { task, job: t.job.clone(), spec: t.spec.clone(), results });
+            return Next::Evaluate(ToEvaluate {
+                task,
+                job: t.job.clone(),
+                spec: t.spec.clone(),
+                required: t.required,
+                results,
+            });
         }
         t.phase = Phase::Open;
         // Replicas wanted but not back yet: out with workers, or queued.
@@ -633,15 +787,19 @@ impl State {
     /// lease timeout has passed. Only workers with nothing else to do get hedges.
     pub fn hedge(&mut self, now: Instant, after: Duration, max_replicas: impl Fn(u32) -> u32) {
         let blind = after.max(self.lease_timeout / 4);
-        let idle: Vec<Address> =
-            self.workers.iter().filter(|(_, w)| w.in_flight < w.max_in_flight).map(|(&a, _)| a).collect();
+        let idle: Vec<Address> = self.workers.keys().filter(|a| self.has_room(a)).copied().collect();
         for address in idle {
             if self.dispatch_one(address, now) {
                 continue;
             }
-            let Some(limits) = self.workers.get(&address).map(|w| w.adapter.limits) else { continue };
+            let Some((limits, owner)) = self.workers.get(&address).map(|w| (w.adapter.limits, w.owner())) else {
+                continue;
+            };
             let tasks = &self.tasks;
             let candidate = self.leases.oldest_where(|l| {
+                if l.canary {
+                    return false;
+                }
                 let age = now.saturating_duration_since(l.issued);
                 tasks.get(&l.task).is_some_and(|t| {
                     let straggling = match t.first_answer {
@@ -653,6 +811,7 @@ impl State {
                         && t.hedged == 0
                         && t.target < max_replicas(t.job.redundancy)
                         && !t.tried.contains(&address)
+                        && t.owners.iter().all(|o| o.independent_of(&owner))
                         && placement::fits(t.job.entry.as_ref(), &t.needs, &limits)
                 })
             });
@@ -672,7 +831,9 @@ impl State {
         if let Some(t) = self.tasks.get_mut(&task) {
             t.results.clear();
             t.tried.clear();
+            t.owners.clear();
             t.target = t.job.redundancy;
+            t.required = t.job.redundancy;
             t.phase = Phase::Open;
             for _ in 0..t.target {
                 self.queue.push_front(task, now);
@@ -695,7 +856,7 @@ impl State {
             job.settling += 1;
         }
         if outstanding {
-            for (lease, l) in self.leases.take_where(|l| l.task == task) {
+            for (lease, l) in self.leases.take_where(|l| l.task == task && !l.canary) {
                 if let Some(w) = self.workers.get_mut(&l.worker) {
                     w.in_flight = w.in_flight.saturating_sub(1);
                 }
@@ -705,20 +866,32 @@ impl State {
         }
     }
 
-    pub fn record_verdicts(&mut self, accepted: &[Address], rejected: &[Address], elapsed_s: u64) {
+    /// Updates the standing of the workers behind a verdict on `task`: `accepted` and `rejected`
+    /// as (worker, beneficiary). Returns the tasks accepted earlier on the word of a worker now
+    /// caught alone, to be checked again.
+    pub fn record_verdicts(
+        &mut self,
+        task: TaskId,
+        accepted: &[(Address, Address)],
+        rejected: &[(Address, Address)],
+        elapsed_s: u64,
+    ) -> Vec<TaskId> {
         self.counters.history.rejected(elapsed_s, rejected.len() as u32);
-        for a in accepted {
-            let r = self.reputation.entry(*a).or_default();
-            r.accepted += 1;
-            r.consecutive_valid += 1;
+        for &(worker, beneficiary) in accepted {
+            self.trust.valid(worker, beneficiary);
         }
-        for a in rejected {
-            let r = self.reputation.entry(*a).or_default();
-            r.rejected += 1;
-            r.consecutive_valid = 0;
+        if let [(worker, _)] = accepted
+            && rejected.is_empty()
+        {
+            self.trust.accepted_unchecked(*worker, task);
+        }
+        let mut recheck = Vec::new();
+        for &(worker, beneficiary) in rejected {
+            recheck.extend(self.trust.invalid(worker, beneficiary));
         }
         self.counters.results_accepted += accepted.len() as u64;
         self.counters.results_rejected += rejected.len() as u64;
+        recheck
     }
 
     /// A task's outcome is durable: drop it and advance its job. Returns the job's record when
@@ -759,7 +932,7 @@ impl State {
         let mut active = self.jobs.remove(&job)?;
         self.tasks.retain(|id, _| id.job != job);
         self.queue.retain(|id| id.job != job);
-        for (lease, l) in self.leases.take_where(|l| l.task.job == job) {
+        for (lease, l) in self.leases.take_where(|l| l.task.job == job && !l.canary) {
             if let Some(w) = self.workers.get_mut(&l.worker) {
                 w.in_flight = w.in_flight.saturating_sub(1);
             }
@@ -786,7 +959,9 @@ impl State {
             }
             tracing::info!(worker = %l.worker, task = %l.task, %lease, "lease expired; re-queuing");
             self.send(l.worker, ToWorker::Cancel { lease }, now);
-            self.requeue(l.task, now);
+            if self.canaries.returned(lease).is_none() {
+                self.requeue(l.task, now);
+            }
         }
         if n > 0 {
             self.fill_all(now);
@@ -849,7 +1024,23 @@ mod tests {
         (ActiveJob { shared, record, started: 0, settling: 0 }, specs)
     }
 
+    /// Every task fully replicated and no quota below what a worker asks: what these tests pin.
+    fn untrusting() -> TrustConfig {
+        TrustConfig { adaptive: false, quota_floor: 64, ..TrustConfig::default() }
+    }
+
     fn worker(state: &mut State, max_in_flight: u32, now: Instant) -> (Address, mpsc::Receiver<Outbound>) {
+        worker_of(state, max_in_flight, None, None, now)
+    }
+
+    /// A worker paying `beneficiary` (its own address when `None`) from `ip`.
+    fn worker_of(
+        state: &mut State,
+        max_in_flight: u32,
+        beneficiary: Option<Address>,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> (Address, mpsc::Receiver<Outbound>) {
         let address = SecretKey::random(&mut rand::thread_rng()).address();
         let (tx, rx) = mpsc::channel(64);
         let w = Worker {
@@ -858,7 +1049,8 @@ mod tests {
             peer_tx: mpsc::channel(1).0,
             in_flight: 0,
             max_in_flight,
-            beneficiary: address,
+            beneficiary: beneficiary.unwrap_or(address),
+            ip,
             platform: Platform::Native,
             adapter: AdapterInfo { limits: LIMITS, ..AdapterInfo::default() },
             agent: "test".into(),
@@ -884,7 +1076,7 @@ mod tests {
     #[test]
     fn a_task_is_never_leased_twice_to_one_worker() {
         let now = Instant::now();
-        let mut state = State::new(Duration::from_secs(60));
+        let mut state = State::new(Duration::from_secs(60), untrusting());
         let (_, mut rx) = worker(&mut state, 8, now);
         let (active, tasks) = job(1, 2, 4);
         state.add_job(active, tasks, now);
@@ -894,9 +1086,114 @@ mod tests {
     }
 
     #[test]
+    fn replicas_go_to_workers_of_distinct_beneficiaries_and_addresses() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60), untrusting());
+        let owner = SecretKey::random(&mut rand::thread_rng()).address();
+        let home: Option<IpAddr> = Some("203.0.113.7".parse().unwrap());
+        let (_, mut first) = worker_of(&mut state, 8, Some(owner), None, now);
+        state.add_job(job(1, 2, 4).0, job(1, 2, 4).1, now);
+        assert_eq!(leases(&mut first).len(), 1);
+        // Another key of the same beneficiary is no independent check.
+        let (_, mut sibling) = worker_of(&mut state, 8, Some(owner), None, now);
+        assert!(leases(&mut sibling).is_empty(), "a sibling key got the second replica");
+        // Neither is a worker behind the same known address... once the first is from there.
+        let (_, mut second) = worker_of(&mut state, 8, None, home, now);
+        assert_eq!(leases(&mut second).len(), 1, "an independent worker did not get the replica");
+
+        let mut state = State::new(Duration::from_secs(60), untrusting());
+        let (_, mut first) = worker_of(&mut state, 8, None, home, now);
+        state.add_job(job(1, 2, 4).0, job(1, 2, 4).1, now);
+        assert_eq!(leases(&mut first).len(), 1);
+        let (_, mut same_house) = worker_of(&mut state, 8, None, home, now);
+        assert!(leases(&mut same_house).is_empty(), "a worker at the same address got the second replica");
+        let (_, mut unknown) = worker_of(&mut state, 8, None, None, now);
+        assert_eq!(leases(&mut unknown).len(), 1);
+    }
+
+    #[test]
+    fn a_trusted_workers_task_goes_out_alone_unless_drawn_for_a_check() {
+        let now = Instant::now();
+        let config = TrustConfig { adaptive: true, trusted_after: 10, min_check: 0.0, quota_floor: 64, ..untrusting() };
+        let mut state = State::new(Duration::from_secs(60), config);
+        let (trusted, mut rx) = worker(&mut state, 64, now);
+        let (_, mut other) = worker(&mut state, 64, now);
+        for _ in 0..1_000 {
+            state.trust.valid(trusted, trusted);
+        }
+        // The other worker has no record: the trusted one takes first; then the other.
+        let (active, tasks) = job(40, 2, 4);
+        let shared = active.shared.clone();
+        state.add_job(active, tasks, now);
+        let first = leases(&mut rx).len() + leases(&mut other).len();
+        let replicated: usize =
+            (0..40).filter(|&i| state.tasks[&TaskId { job: shared.id, index: i }].required == 2).count();
+        // The trusted worker's tasks are checked with probability 10/1000; the untrusted one's always.
+        let untrusted_firsts: usize = (0..40)
+            .filter(|&i| state.tasks[&TaskId { job: shared.id, index: i }].tried.first() != Some(&trusted))
+            .count();
+        assert!(replicated >= untrusted_firsts, "every task an untrusted worker ran first is replicated");
+        assert!(replicated < 40, "no trusted worker's task went out alone");
+        assert_eq!(first, 40 + replicated, "one lease per required replica");
+    }
+
+    #[test]
+    fn a_canary_goes_once_to_each_independent_worker_and_comes_back_to_be_checked() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60), TrustConfig { canary_rate: 1.0, ..untrusting() });
+        let (a, mut a_rx) = worker(&mut state, 8, now);
+        let (b, mut b_rx) = worker(&mut state, 8, now);
+        // What a and b agreed on earlier is a known answer.
+        let (known_job, known_tasks) = job(1, 2, 4);
+        let known_task = TaskId { job: known_job.shared.id, index: 0 };
+        let vouched = vec![state.workers[&a].owner(), state.workers[&b].owner()];
+        state.canaries.learn(known_task, &known_job.shared, &known_tasks[0], &[Bytes(vec![7; 4])], vouched);
+        // Real work to mix it into: a and b, who vouched for it, only get real tasks.
+        let (active, tasks) = job(20, 2, 4);
+        state.add_job(active, tasks, now);
+        let to_vouchers: Vec<_> = leases(&mut a_rx).into_iter().chain(leases(&mut b_rx)).collect();
+        assert!(to_vouchers.iter().all(|(_, t)| *t != known_task), "a voucher was tested with its own answer");
+        // A newcomer gets the canary first, looking like any task, and then real work only.
+        let (c, mut c_rx) = worker(&mut state, 8, now);
+        let got = leases(&mut c_rx);
+        assert_eq!(got.iter().filter(|(_, t)| *t == known_task).count(), 1, "{got:?}");
+        assert!(got.len() > 1, "the newcomer got no real work after its canary");
+        let (lease, _) = *got.iter().find(|(_, t)| *t == known_task).unwrap();
+        match state.on_result(c, lease, Answer::Outputs(vec![Bytes(vec![8; 4])]), now) {
+            Returned::Canary(check) => {
+                assert_eq!((check.worker, check.known.task), (c, known_task));
+                assert_eq!(check.known.outputs, vec![Bytes(vec![7; 4])]);
+            }
+            _ => panic!("a canary's answer was not returned for checking"),
+        }
+        // Nothing was re-queued for the canary, and the known task's lease is gone.
+        assert!(state.leases.take_where(|l| l.canary).is_empty());
+        assert!(!state.tasks.contains_key(&known_task));
+    }
+
+    #[test]
+    fn a_canary_lost_with_its_worker_puts_nothing_back_in_the_queue() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60), TrustConfig { canary_rate: 1.0, ..untrusting() });
+        let (a, _a_rx) = worker(&mut state, 1, now);
+        let (b, _b_rx) = worker(&mut state, 1, now);
+        let (known_job, known_tasks) = job(1, 2, 4);
+        let known_task = TaskId { job: known_job.shared.id, index: 0 };
+        let vouched = vec![state.workers[&a].owner(), state.workers[&b].owner()];
+        state.canaries.learn(known_task, &known_job.shared, &known_tasks[0], &[Bytes(vec![7; 4])], vouched);
+        let (active, tasks) = job(3, 1, 4);
+        state.add_job(active, tasks, now);
+        let (c, mut c_rx) = worker(&mut state, 1, now);
+        assert_eq!(leases(&mut c_rx).iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec![known_task]);
+        state.remove_worker(c, 0, now);
+        assert!(!state.tasks.contains_key(&known_task), "the canary's task came back as real work");
+        assert!(state.leases.take_where(|_| true).iter().all(|(_, l)| !l.canary));
+    }
+
+    #[test]
     fn a_worker_never_holds_more_than_its_max_in_flight() {
         let now = Instant::now();
-        let mut state = State::new(Duration::from_secs(60));
+        let mut state = State::new(Duration::from_secs(60), untrusting());
         let (a, mut rx) = worker(&mut state, 3, now);
         let (active, tasks) = job(10, 1, 4);
         state.add_job(active, tasks, now);
@@ -904,7 +1201,7 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(state.workers[&a].in_flight, 3);
         // Answering one frees one slot, which is filled at once.
-        let evaluate = state.on_result(a, got[0].0, Answer::Outputs(vec![Bytes(vec![0; 4])]), now);
+        let evaluate = state.on_result(a, got[0].0, Answer::Outputs(vec![Bytes(vec![0; 4])]), now).into_evaluate();
         assert!(evaluate.is_some(), "redundancy 1: one result completes the task");
         assert_eq!(leases(&mut rx).len(), 1);
         assert_eq!(state.workers[&a].in_flight, 3);
@@ -913,7 +1210,7 @@ mod tests {
     #[test]
     fn an_expired_lease_goes_to_another_worker_and_the_late_answer_is_ignored() {
         let now = Instant::now();
-        let mut state = State::new(Duration::from_secs(5));
+        let mut state = State::new(Duration::from_secs(5), untrusting());
         let (slow, mut slow_rx) = worker(&mut state, 1, now);
         let (active, tasks) = job(1, 1, 4);
         state.add_job(active, tasks, now);
@@ -926,14 +1223,14 @@ mod tests {
         assert!(matches!(cancelled, Outbound::Frame(ToWorker::Cancel { lease: l }) if l == lease));
         assert_eq!(leases(&mut other_rx).iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec![task]);
         assert!(leases(&mut slow_rx).is_empty(), "the task went back to the worker that let it expire");
-        assert!(state.on_result(slow, lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), now).is_none());
+        assert!(state.on_result(slow, lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), now).into_evaluate().is_none());
         assert!(state.tasks[&task].results.is_empty(), "a late answer to an expired lease counted");
     }
 
     #[test]
     fn a_disconnected_worker_returns_its_leases_to_the_queue() {
         let now = Instant::now();
-        let mut state = State::new(Duration::from_secs(60));
+        let mut state = State::new(Duration::from_secs(60), untrusting());
         let (gone, mut gone_rx) = worker(&mut state, 4, now);
         let (active, tasks) = job(3, 1, 4);
         state.add_job(active, tasks, now);
@@ -946,13 +1243,14 @@ mod tests {
     #[test]
     fn a_reconnecting_key_replaces_its_old_connection_and_does_not_get_its_tasks_back() {
         let now = Instant::now();
-        let mut state = State::new(Duration::from_secs(60));
+        let mut state = State::new(Duration::from_secs(60), untrusting());
         let (address, mut old_rx) = worker(&mut state, 4, now);
         let (active, tasks) = job(2, 1, 4);
         state.add_job(active, tasks, now);
         assert_eq!(leases(&mut old_rx).len(), 2);
         let (tx, mut new_rx) = mpsc::channel(64);
         let replacement = Worker {
+            ip: None,
             conn: 1,
             tx,
             peer_tx: mpsc::channel(1).0,
@@ -977,7 +1275,7 @@ mod tests {
     #[test]
     fn tasks_beyond_a_workers_limits_are_not_placed_on_it() {
         let now = Instant::now();
-        let mut state = State::new(Duration::from_secs(60));
+        let mut state = State::new(Duration::from_secs(60), untrusting());
         let (_, mut rx) = worker(&mut state, 4, now);
         let (active, tasks) = job(1, 1, 2 << 20);
         state.add_job(active, tasks, now);
@@ -988,7 +1286,7 @@ mod tests {
     fn a_replica_twice_as_slow_as_the_first_answer_is_hedged_and_cancelled_once_settled() {
         let now = Instant::now();
         let at = |ms: u64| now + Duration::from_millis(ms);
-        let mut state = State::new(Duration::from_secs(60));
+        let mut state = State::new(Duration::from_secs(60), untrusting());
         let (active, tasks) = job(1, 2, 4);
         state.add_job(active, tasks, now);
         let (fast, mut fast_rx) = worker(&mut state, 1, now);
@@ -996,7 +1294,12 @@ mod tests {
         let [(fast_lease, task)] = leases(&mut fast_rx)[..] else { panic!("expected one lease") };
         let [(slow_lease, _)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
         let (idle, mut idle_rx) = worker(&mut state, 1, now);
-        assert!(state.on_result(fast, fast_lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), at(1500)).is_none());
+        assert!(
+            state
+                .on_result(fast, fast_lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), at(1500))
+                .into_evaluate()
+                .is_none()
+        );
 
         // Slower than the first answer, but not twice as slow: nothing happens.
         state.hedge(at(2900), Duration::from_secs(2), |r| 2 * r + 1);
@@ -1006,7 +1309,8 @@ mod tests {
         assert_eq!(hedged, task);
 
         // The hedge's answer completes the quorum at once; the straggler is told to stop.
-        let evaluate = state.on_result(idle, idle_lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), at(3500));
+        let evaluate =
+            state.on_result(idle, idle_lease, Answer::Outputs(vec![Bytes(vec![0; 4])]), at(3500)).into_evaluate();
         assert!(evaluate.is_some(), "a quorum waited for the straggler");
         state.begin_settling(task, at(3500));
         let cancelled = slow_rx.try_recv().expect("the straggler is told");
@@ -1020,7 +1324,7 @@ mod tests {
     #[test]
     fn long_work_nobody_has_answered_is_hedged_only_after_a_quarter_of_the_lease_timeout() {
         let now = Instant::now();
-        let mut state = State::new(Duration::from_secs(60));
+        let mut state = State::new(Duration::from_secs(60), untrusting());
         let (_slow, mut slow_rx) = worker(&mut state, 1, now);
         let (active, tasks) = job(1, 1, 4);
         state.add_job(active, tasks, now);
@@ -1038,7 +1342,7 @@ mod tests {
     #[test]
     fn disagreeing_replicas_with_one_still_out_wait_for_it() {
         let now = Instant::now();
-        let mut state = State::new(Duration::from_secs(60));
+        let mut state = State::new(Duration::from_secs(60), untrusting());
         let (active, tasks) = job(1, 2, 4);
         state.add_job(active, tasks, now);
         let mut workers: Vec<_> = (0..3).map(|_| worker(&mut state, 1, now)).collect();
@@ -1054,14 +1358,23 @@ mod tests {
             out.extend(leases(rx).into_iter().map(|(lease, _)| (*address, lease)));
         }
         assert_eq!(out.len(), 3);
-        assert!(state.on_result(out[0].0, out[0].1, Answer::Outputs(vec![Bytes(vec![1; 4])]), now).is_none());
-        let first_two =
-            state.on_result(out[1].0, out[1].1, Answer::Outputs(vec![Bytes(vec![2; 4])]), now).expect("two results");
+        assert!(
+            state
+                .on_result(out[0].0, out[0].1, Answer::Outputs(vec![Bytes(vec![1; 4])]), now)
+                .into_evaluate()
+                .is_none()
+        );
+        let first_two = state
+            .on_result(out[1].0, out[1].1, Answer::Outputs(vec![Bytes(vec![2; 4])]), now)
+            .into_evaluate()
+            .expect("two results");
         // They disagree; the third replica is still out, so nothing more is asked for.
         assert!(matches!(state.reconsider(task, first_two.results, None, now), Next::Wait));
         assert_eq!(state.tasks[&task].target, 3);
-        let all =
-            state.on_result(out[2].0, out[2].1, Answer::Outputs(vec![Bytes(vec![2; 4])]), now).expect("three results");
+        let all = state
+            .on_result(out[2].0, out[2].1, Answer::Outputs(vec![Bytes(vec![2; 4])]), now)
+            .into_evaluate()
+            .expect("three results");
         assert_eq!(all.results.len(), 3);
     }
 }

@@ -124,6 +124,11 @@ impl TaskRecord {
             TaskBody::Shard { output_size, .. } => vec![(0, Dtype::F32, *output_size)],
         }
     }
+
+    /// Whether replicas are compared within a tolerance rather than bit for bit.
+    pub fn has_float_output(&self) -> bool {
+        self.outputs().iter().any(|(_, dtype, _)| dtype.is_float())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -156,13 +156,17 @@ impl Row {
 }
 
 fn report(row: &Row) {
+    let fetch = |fetch: Option<(f64, f64)>| match fetch {
+        Some((ms, mib_s)) => format!("fetch {ms:.1} ms at {mib_s:.1} MiB/s"),
+        None => "no fetch".into(),
+    };
     eprintln!(
-        "{}: small {:.0} ms, large {:.0} ms, fetch {:?} / {:?}",
+        "{}: small {:.0} ms ({}), large {:.0} ms ({})",
         row.label(),
         row.small.p50,
+        fetch(row.small.fetch),
         row.large.p50,
-        row.small.fetch,
-        row.large.fetch
+        fetch(row.large.fetch)
     );
 }
 

@@ -50,6 +50,13 @@ impl Client {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
     }
 
+    /// The Prometheus exposition of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.url)).send().await.unwrap();
+        assert!(response.status().is_success(), "GET /metrics: {}", response.status());
+        response.text().await.unwrap()
+    }
+
     pub async fn job(&self, id: JobId) -> JobInfo {
         self.get(&format!("/v1/jobs/{id}")).await
     }

@@ -1,0 +1,111 @@
+//! Canaries: tasks whose answer the relay already knows, handed to a worker as one more replica.
+//! On the wire a canary is any task: the real task id, body and deadline of a task that
+//! independent workers already agreed on, given to a worker independent of all of them. Only the
+//! relay knows the answer, so a worker that lies on a canary is caught on its own, with no honest
+//! replica needing to be outvoted, and a pair colluding on the same wrong answer is caught too.
+//!
+//! Known answers come from tasks accepted by at least two agreeing, independent workers, with
+//! their outputs in the relay's hands (not kept on workers for a next shard) and small.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use hyphae_proto::frame::DeviceLimits;
+use hyphae_proto::tensor::Bytes;
+use hyphae_proto::{Address, LeaseId, TaskId};
+use rand::Rng;
+
+use super::placement;
+use super::state::{JobShared, Owner};
+use crate::store::records::TaskRecord;
+
+/// Known answers kept (the newest).
+const KEPT: usize = 64;
+/// Largest answer kept, in bytes: canaries are for catching liars, not for storing results.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// A task and the answer independent workers agreed on.
+#[derive(Debug)]
+pub struct Known {
+    pub task: TaskId,
+    pub job: Arc<JobShared>,
+    pub spec: Arc<TaskRecord>,
+    pub outputs: Vec<Bytes>,
+    /// Who agreed on it: a canary never goes to them, nor to anyone not independent of them.
+    pub vouched: Vec<Owner>,
+}
+
+#[derive(Debug)]
+struct Kept {
+    known: Arc<Known>,
+    /// Workers it went to as a canary: none gets the same one twice.
+    given: Vec<Address>,
+}
+
+#[derive(Debug, Default)]
+pub struct Canaries {
+    known: VecDeque<Kept>,
+    /// Canaries out with workers, by lease.
+    out: HashMap<LeaseId, Arc<Known>>,
+}
+
+impl Canaries {
+    /// Keeps an accepted result as a known answer, if it qualifies.
+    pub fn learn(
+        &mut self,
+        task: TaskId,
+        job: &Arc<JobShared>,
+        spec: &Arc<TaskRecord>,
+        outputs: &[Bytes],
+        vouched: Vec<Owner>,
+    ) {
+        let size: usize = outputs.iter().map(|o| o.0.len()).sum();
+        if job.hand_off || vouched.len() < 2 || size > MAX_ANSWER_BYTES {
+            return;
+        }
+        if self.known.len() == KEPT {
+            self.known.pop_front();
+        }
+        let known = Known { task, job: job.clone(), spec: spec.clone(), outputs: outputs.to_vec(), vouched };
+        self.known.push_back(Kept { known: Arc::new(known), given: Vec::new() });
+    }
+
+    /// Lends `worker` a known answer to be tested with, if one suits it: not given to it before,
+    /// independent of everyone who vouched for it, and within its device limits.
+    pub fn lend(
+        &mut self,
+        lease: impl FnOnce(&Known) -> LeaseId,
+        worker: Address,
+        owner: &Owner,
+        limits: &DeviceLimits,
+        rng: &mut impl Rng,
+    ) -> Option<(LeaseId, Arc<Known>)> {
+        let suitable: Vec<usize> = (0..self.known.len())
+            .filter(|&i| {
+                let Kept { known, given } = &self.known[i];
+                let needs = placement::requirements(&known.job.work, &known.spec);
+                !given.contains(&worker)
+                    && known.vouched.iter().all(|v| v.independent_of(owner))
+                    && placement::fits(known.job.entry.as_ref(), &needs, limits)
+            })
+            .collect();
+        if suitable.is_empty() {
+            return None;
+        }
+        let kept = &mut self.known[suitable[rng.gen_range(0..suitable.len())]];
+        kept.given.push(worker);
+        let known = kept.known.clone();
+        let lease = lease(&known);
+        self.out.insert(lease, known.clone());
+        Some((lease, known))
+    }
+
+    /// The canary behind `lease`, if it is one; it is then no longer out.
+    pub fn returned(&mut self, lease: LeaseId) -> Option<Arc<Known>> {
+        self.out.remove(&lease)
+    }
+
+    pub fn is_canary(&self, lease: LeaseId) -> bool {
+        self.out.contains_key(&lease)
+    }
+}

@@ -1,0 +1,27 @@
+//! One worker's (or one beneficiary's) record.
+
+use std::collections::VecDeque;
+
+use hyphae_proto::TaskId;
+
+#[derive(Debug, Clone, Default)]
+pub struct Standing {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Valid results since the last invalid one: what trust is earned by.
+    pub consecutive_valid: u64,
+    /// The latest tasks accepted on this worker's result alone (workers only).
+    pub unchecked: VecDeque<TaskId>,
+}
+
+impl Standing {
+    pub(super) fn valid(&mut self) {
+        self.accepted += 1;
+        self.consecutive_valid += 1;
+    }
+
+    pub(super) fn invalid(&mut self) {
+        self.rejected += 1;
+        self.consecutive_valid = 0;
+    }
+}
