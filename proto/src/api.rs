@@ -400,6 +400,12 @@ pub struct Account {
     /// Credits earned by verified work, ever.
     pub earned: Credits,
     pub verified_tasks: u64,
+    /// Credits the relay's operator granted it, ever.
+    #[serde(default)]
+    pub granted: Credits,
+    /// Credits it spent on jobs and requests, ever. `balance = earned + granted - spent`.
+    #[serde(default)]
+    pub spent: Credits,
 }
 
 /// `GET /v1/receipts?account=0x…&after=rcpt_…&limit=N`.

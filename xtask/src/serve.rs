@@ -112,7 +112,8 @@ fn dev_api_key(sh: &Shell, hyphae: &Path, data: &Path) -> anyhow::Result<String>
     if let Ok(key) = std::fs::read_to_string(&file) {
         return Ok(key.trim().to_owned());
     }
-    let output = cmd!(sh, "{hyphae} keys create --data {data} --name dev").read()?;
+    // A starting balance to try the API with; workers' verified work earns more.
+    let output = cmd!(sh, "{hyphae} keys create --data {data} --name dev --grant 1000").read()?;
     let key = output.lines().last().context("keys create printed nothing")?.trim().to_owned();
     std::fs::write(&file, &key)?;
     #[cfg(unix)]

@@ -57,7 +57,16 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::internal(e)
+        match e {
+            StoreError::InsufficientCredits { account, balance, needed } => ApiError::new(
+                ErrorCode::InsufficientCredits,
+                format!(
+                    "account {account} has {balance} credits and this job costs {needed}: earn credits by \
+                     contributing compute (a worker paying {account}), or ask the relay's operator for a grant"
+                ),
+            ),
+            e => ApiError::internal(e),
+        }
     }
 }
 

@@ -47,6 +47,8 @@ pub fn parse_id<T: std::str::FromStr<Err = hyphae_proto::ProtoError>>(raw: &str)
 /// The caller's API key, checked: its name. Keys are stored as their SHA-256 only.
 pub struct ApiKey {
     pub name: String,
+    /// The account the key's jobs are paid from.
+    pub account: Address,
 }
 
 impl FromRequestParts<AppState> for ApiKey {
@@ -65,7 +67,7 @@ impl FromRequestParts<AppState> for ApiKey {
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "expected Authorization: Bearer <api key>"))?;
         let hash = Sha256::of(key.as_bytes());
         match state.store.api_key(&hash)? {
-            Some(record) => Ok(ApiKey { name: record.name }),
+            Some(record) => Ok(ApiKey { name: record.name, account: state.store.api_key_account(&hash)? }),
             None => Err(ApiError::new(ErrorCode::Unauthorized, "unknown API key")),
         }
     }

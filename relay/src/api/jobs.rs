@@ -32,7 +32,7 @@ pub async fn submit(
         .await
         .map_err(ApiError::internal)??;
     let id = JobId(rand::random());
-    let record = app.scheduler.submit(validated, id, key.name).await?;
+    let record = app.scheduler.submit(validated, id, key.name, Some(key.account)).await?;
     Ok((StatusCode::CREATED, axum::Json(JobCreated { id, status: record.status, tasks: record.task_count })))
 }
 

@@ -11,6 +11,7 @@ use hyphae_proto::openai::{
     Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, ErrorBody,
     ErrorDetail, Model, ModelList, Usage,
 };
+use hyphae_proto::Address;
 use hyphae_proto::tensor::to_bytes;
 
 use super::extract::ApiKey;
@@ -74,6 +75,13 @@ impl From<EmbeddingError> for OpenAiError {
                 None,
                 Some("grid_unavailable"),
             ),
+            EmbeddingError::InsufficientCredits { .. } => OpenAiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_quota",
+                message,
+                None,
+                Some("insufficient_credits"),
+            ),
             EmbeddingError::Failed(_) => {
                 OpenAiError::new(StatusCode::BAD_GATEWAY, "server_error", message, None, Some("verification_failed"))
             }
@@ -85,14 +93,14 @@ impl From<EmbeddingError> for OpenAiError {
     }
 }
 
-/// The caller's API key, with failures in OpenAI's shape.
-pub struct Key;
+/// The caller's API key (the account that pays), with failures in OpenAI's shape.
+pub struct Key(pub Address);
 
 impl FromRequestParts<AppState> for Key {
     type Rejection = OpenAiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        ApiKey::from_request_parts(parts, state).await.map(|_| Key).map_err(|e| {
+        ApiKey::from_request_parts(parts, state).await.map(|key| Key(key.account)).map_err(|e| {
             OpenAiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
@@ -128,7 +136,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> 
 
 pub async fn embeddings(
     State(app): State<AppState>,
-    _key: Key,
+    Key(payer): Key,
     Json(request): Json<EmbeddingsRequest>,
 ) -> Result<axum::Json<EmbeddingsResponse>, OpenAiError> {
     let inputs = match request.input {
@@ -152,7 +160,7 @@ pub async fn embeddings(
             Some("dimensions"),
         ));
     }
-    let embedded = app.embeddings.embed(&request.model, inputs).await?;
+    let embedded = app.embeddings.embed(&request.model, inputs, payer).await?;
     let format = request.encoding_format.unwrap_or_default();
     let data = embedded
         .vectors

@@ -1,6 +1,8 @@
-//! The `hyphae` command line: `serve`, `keys`, `job`, `receipt`. Flags are parsed here into
+//! The `hyphae` command line: `serve`, `keys`, `model`, `job`, `receipt`, `credits`, `audit`. Flags are parsed here into
 //! [`Args`]; `serve` resolves them into a [`Config`] once.
 
+mod audit;
+mod credits;
 mod job;
 mod keys;
 mod model;
@@ -38,6 +40,11 @@ pub enum Command {
     /// Check receipts offline.
     #[command(subcommand)]
     Receipt(receipt::ReceiptCommand),
+    /// Grant and inspect credit balances (needs the data directory; stop the relay first).
+    #[command(subcommand)]
+    Credits(credits::CreditsCommand),
+    /// Re-verify every receipt and balance in a data directory, offline.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,5 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Model(cmd) => runtime.block_on(model::run(cmd)),
         Command::Job(cmd) => runtime.block_on(job::run(cmd)),
         Command::Receipt(cmd) => receipt::run(cmd),
+        Command::Credits(cmd) => runtime.block_on(credits::run(cmd)),
+        Command::Audit(args) => audit::run(args),
     }
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use hyphae_proto::api::{JobStatus, Tolerance};
 use hyphae_proto::frame::{PeerSource, Source};
 use hyphae_proto::tensor::{Bytes, f32s, to_bytes};
-use hyphae_proto::{Credits, JobId, TaskId};
+use hyphae_proto::frame::ShardSpec;
+use hyphae_proto::{Address, Credits, JobId, TaskId};
 use hyphae_shaders::model::{BertConfig, ShardPlan, shard_flops};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -19,7 +20,7 @@ use super::ModelError;
 use super::tokenizer::TextTokenizer;
 use crate::job::ValidatedJob;
 use crate::scheduler::Scheduler;
-use crate::store::Store;
+use crate::store::{Batch, Op, Store, StoreError};
 use crate::store::records::{JobWork, ModelRecord, TaskBody, TaskRecord};
 
 #[derive(Debug, Clone)]
@@ -73,6 +74,11 @@ pub enum EmbeddingError {
     Unavailable(String),
     #[error("{0}")]
     Failed(String),
+    #[error(
+        "account {account} has {balance} credits and this request costs {needed} (1 credit = 1 GFLOP): earn \
+         credits by contributing compute, or ask the relay's operator for a grant"
+    )]
+    InsufficientCredits { account: Address, balance: Credits, needed: Credits },
     #[error("{0}")]
     Internal(String),
 }
@@ -121,6 +127,8 @@ pub struct Counters {
 
 pub struct EmbeddingService {
     models: HashMap<String, Arc<Served>>,
+    /// Where requests are paid.
+    store: Arc<dyn Store>,
     started: Instant,
     counters: Arc<Mutex<Counters>>,
     config: EmbeddingConfig,
@@ -156,7 +164,7 @@ impl EmbeddingService {
                 models.insert(name.to_lowercase(), served.clone());
             }
         }
-        Ok(EmbeddingService { models, started, counters, config })
+        Ok(EmbeddingService { models, store, started, counters, config })
     }
 
     /// The models served, by their main name.
@@ -172,8 +180,9 @@ impl EmbeddingService {
         (counters, self.started.elapsed().as_secs())
     }
 
-    /// Embeds `inputs` with `model`.
-    pub async fn embed(&self, model: &str, inputs: Vec<String>) -> Result<Embedded, EmbeddingError> {
+    /// Embeds `inputs` with `model`, paid from `payer`'s balance before any work starts: the
+    /// FLOPs of every input's own tokens through every shard (padding is the grid's cost).
+    pub async fn embed(&self, model: &str, inputs: Vec<String>, payer: Address) -> Result<Embedded, EmbeddingError> {
         let served =
             self.models.get(&model.to_lowercase()).ok_or_else(|| EmbeddingError::UnknownModel(model.to_owned()))?;
         if inputs.is_empty() {
@@ -203,6 +212,15 @@ impl EmbeddingService {
             tokens += t.ids.len();
             encoded.push(t.ids);
         }
+        let cost = request_cost(&served, encoded.iter().map(Vec::len));
+        let mut payment = Batch::new();
+        payment.push(Op::Spend { account: payer, amount: cost });
+        self.store.commit(payment).await.map_err(|e| match e {
+            StoreError::InsufficientCredits { account, balance, needed } => {
+                EmbeddingError::InsufficientCredits { account, balance, needed }
+            }
+            e => EmbeddingError::Internal(format!("charging the request: {e}")),
+        })?;
         for ids in encoded {
             let (reply, answer) = oneshot::channel();
             served
@@ -229,6 +247,22 @@ impl EmbeddingService {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Embedded { model: served.record.name.clone(), vectors, tokens })
     }
+}
+
+/// What embedding sequences of these lengths costs: 1 credit per GFLOP, a micro-credit per
+/// 1,000 FLOP, as the workers are paid.
+fn request_cost(served: &Served, lengths: impl Iterator<Item = usize>) -> Credits {
+    let flops: u64 = lengths
+        .map(|len| {
+            served
+                .record
+                .shards
+                .iter()
+                .map(|shard| shard_flops(&served.config, &plan_of(&shard.spec), 1, len as u32))
+                .sum::<u64>()
+        })
+        .sum();
+    Credits::from_micros(flops / 1_000)
 }
 
 /// Runs one model's batches.
@@ -401,14 +435,7 @@ impl Pipeline {
     ) -> Result<crate::store::records::ResultRecord, EmbeddingError> {
         let model = &self.model;
         let shard = &model.record.shards[k];
-        let plan = ShardPlan {
-            index: shard.spec.index,
-            count: shard.spec.count,
-            layers: shard.spec.layers[0]..shard.spec.layers[1],
-            embeddings: shard.spec.embeddings,
-            pooling: shard.spec.pooling,
-        };
-        let flops = shard_flops(&model.config, &plan, batch, seq);
+        let flops = shard_flops(&model.config, &plan_of(&shard.spec), batch, seq);
         let job = ValidatedJob {
             work: JobWork::Shard {
                 model: model.record.name.clone(),
@@ -438,7 +465,7 @@ impl Pipeline {
         let id = JobId(rand::random());
         let finished = self.scheduler.watch(id);
         self.scheduler
-            .submit(job, id, format!("embeddings:{}", model.record.name))
+            .submit(job, id, format!("embeddings:{}", model.record.name), None)
             .await
             .map_err(|e| EmbeddingError::Internal(e.to_string()))?;
         let record = finished.await.map_err(|_| EmbeddingError::Internal("the scheduler dropped a job".into()))?;
@@ -476,5 +503,15 @@ mod tests {
     #[test]
     fn an_input_longer_than_the_budget_still_goes_alone() {
         assert_eq!(next_batch([512, 512].into_iter(), 32, 256), 1);
+    }
+}
+
+fn plan_of(spec: &ShardSpec) -> ShardPlan {
+    ShardPlan {
+        index: spec.index,
+        count: spec.count,
+        layers: spec.layers[0]..spec.layers[1],
+        embeddings: spec.embeddings,
+        pooling: spec.pooling,
     }
 }

@@ -202,8 +202,16 @@ impl Scheduler {
     }
 
     /// Stores a validated job durably, then schedules it. Returns once the job would survive a
-    /// crash: the caller may acknowledge it.
-    pub async fn submit(&self, job: ValidatedJob, id: JobId, owner: String) -> Result<JobRecord, StoreError> {
+    /// crash: the caller may acknowledge it. `payer`'s balance pays for the job in the same
+    /// atomic write ([`StoreError::InsufficientCredits`] when short, and nothing is stored); the
+    /// relay's own jobs (a model's shards, paid for per request) have none.
+    pub async fn submit(
+        &self,
+        job: ValidatedJob,
+        id: JobId,
+        owner: String,
+        payer: Option<Address>,
+    ) -> Result<JobRecord, StoreError> {
         let hand_off = job.hand_off;
         let record = JobRecord {
             id,
@@ -223,6 +231,9 @@ impl Scheduler {
         };
         let tasks: Vec<Arc<TaskRecord>> = job.tasks.into_iter().map(Arc::new).collect();
         let mut batch = Batch::new();
+        if let Some(account) = payer {
+            batch.push(Op::Spend { account, amount: record.cost() });
+        }
         batch.push(Op::PutJob(Box::new(record.clone())));
         batch.push(Op::PutTasks { job: id, tasks: tasks.clone() });
         self.store.commit(batch).await?;

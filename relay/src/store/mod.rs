@@ -17,7 +17,14 @@ use std::sync::Arc;
 use hyphae_proto::{Address, Credits, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 
 pub use self::sled::SledStore;
-use records::{AccountRecord, ApiKeyRecord, JobRecord, ModelRecord, ResultRecord, TaskRecord};
+use records::{AccountRecord, ApiKeyRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskRecord};
+
+/// The account of an API key created without one: the last 20 bytes of the SHA-256 of the key's
+/// hash, so it is stable and nobody holds its private key (it can only be granted credits).
+pub fn key_account(hash: &Sha256) -> Address {
+    let derived = Sha256::of(&hash.0);
+    Address(derived.0[12..].try_into().expect("32 - 12 = 20 bytes"))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +36,8 @@ pub enum StoreError {
     Corrupt { what: &'static str, reason: String },
     #[error("the store is closed")]
     Closed,
+    #[error("account {account} has {balance} credits; this needs {needed}")]
+    InsufficientCredits { account: Address, balance: Credits, needed: Credits },
 }
 
 /// One atomic group of writes.
@@ -56,10 +65,23 @@ pub enum Op {
         amount: Credits,
         tasks: u64,
     },
+    /// Adds credits the operator grants to an account's balance.
+    Grant {
+        account: Address,
+        amount: Credits,
+    },
+    /// Takes credits from an account's balance; the whole batch fails with
+    /// [`StoreError::InsufficientCredits`] when the balance is short.
+    Spend {
+        account: Address,
+        amount: Credits,
+    },
     PutModel(Box<ModelRecord>),
+    /// An API key (by hash) and the account its jobs are paid from.
     PutApiKey {
         hash: Sha256,
         record: ApiKeyRecord,
+        account: Address,
     },
 }
 
@@ -99,6 +121,12 @@ pub trait Store: Send + Sync + 'static {
     /// Receipts earned by `beneficiary`, oldest first, after cursor `after`.
     fn receipts_of(&self, beneficiary: Address, after: Option<u64>, limit: usize) -> Result<ReceiptPage, StoreError>;
     fn api_key(&self, hash: &Sha256) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// The account that pays for a key's jobs: the one it was created with, or, for keys made
+    /// before accounts paid, one derived from the key's hash ([`key_account`]).
+    fn api_key_account(&self, hash: &Sha256) -> Result<Address, StoreError>;
+    fn ledger(&self, account: Address) -> Result<LedgerRecord, StoreError>;
+    /// Every receipt.
+    fn all_receipts(&self) -> Result<Vec<SignedReceipt>, StoreError>;
     fn models(&self) -> Result<Vec<ModelRecord>, StoreError>;
     fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }

@@ -67,6 +67,12 @@ impl JobWork {
 
 #[cfg(test)]
 impl JobRecord {
+    /// What submitting the job spends: one verified result's worth per task. The replicas that
+    /// verify it, and canaries, are the grid's cost of trust, paid by the commons.
+    pub fn cost(&self) -> Credits {
+        self.credits_per_task.checked_mul(u64::from(self.task_count)).unwrap_or(Credits::from_micros(u64::MAX))
+    }
+
     /// A queued kernel job of `tasks` tasks running `main`, for tests.
     pub(crate) fn for_test(id: JobId, tasks: u32, redundancy: u32) -> JobRecord {
         JobRecord {
@@ -194,6 +200,15 @@ pub struct ApiKeyRecord {
     pub created_at: u64,
 }
 
+/// What an account was granted by the operator and spent on jobs: with the receipts it earned,
+/// what its balance must add up to (`hyphae audit`). Kept beside `AccountRecord` rather than in
+/// it, so that accounts written before spending existed read as they are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRecord {
+    pub granted: Credits,
+    pub spent: Credits,
+}
+
 /// Every record, tagged with its format version: `V2` since jobs and tasks became kernel or
 /// model-shard work. A record type says how to read its `V1` form ([`Record::upgrade`]).
 #[derive(Serialize, Deserialize)]
@@ -220,7 +235,7 @@ macro_rules! unchanged_since_v1 {
         }
     )*};
 }
-unchanged_since_v1!(ResultRecord, AccountRecord, ModelRecord, ApiKeyRecord);
+unchanged_since_v1!(ResultRecord, AccountRecord, ModelRecord, ApiKeyRecord, LedgerRecord);
 
 pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
     postcard::to_allocvec(&Versioned::<&T, ()>::V2(record)).expect("records always encode")

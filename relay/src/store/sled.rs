@@ -11,8 +11,10 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use hyphae_proto::{Address, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 use tokio::sync::oneshot;
 
-use super::records::{self, AccountRecord, ApiKeyRecord, JobRecord, ModelRecord, ResultRecord, TaskRecord};
-use super::{Batch, Commit, Op, ReceiptPage, Store, StoreError};
+use super::records::{
+    self, AccountRecord, ApiKeyRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskRecord,
+};
+use super::{Batch, Commit, Op, ReceiptPage, Store, StoreError, key_account};
 
 const JOB: u8 = b'j';
 const TASK: u8 = b't';
@@ -22,6 +24,8 @@ const RECEIPT: u8 = b'c';
 const RECEIPT_BY_BENEFICIARY: u8 = b'b';
 const API_KEY: u8 = b'k';
 const MODEL: u8 = b'n';
+const KEY_ACCOUNT: u8 = b'K';
+const LEDGER: u8 = b'l';
 const META_RECEIPT_SEQ: &[u8] = b"m/receipt_seq";
 
 /// Commits applied per flush at most, so one flush never waits on an unbounded backlog.
@@ -133,7 +137,6 @@ fn apply(tree: &::sled::Tree, batch: &Batch) -> Result<(), StoreError> {
 }
 
 fn apply_op(t: &TransactionalTree, op: &Op) -> Result<(), StoreError> {
-    let tx_io = |e: ::sled::transaction::UnabortableTransactionError| StoreError::Io(e.to_string());
     match op {
         Op::PutJob(job) => {
             t.insert(key(JOB, &[&job.id.0]), records::encode(job.as_ref())).map_err(tx_io)?;
@@ -163,23 +166,70 @@ fn apply_op(t: &TransactionalTree, op: &Op) -> Result<(), StoreError> {
             t.insert(index, &id.0).map_err(tx_io)?;
         }
         Op::Credit { account, amount, tasks } => {
-            let k = key(ACCOUNT, &[&account.0]);
-            let mut record: AccountRecord = match t.get(&k).map_err(tx_io)? {
-                Some(v) => records::decode("account", &v)?,
-                None => AccountRecord::default(),
-            };
-            record.balance += *amount;
-            record.earned += *amount;
-            record.verified_tasks += tasks;
-            t.insert(k, records::encode(&record)).map_err(tx_io)?;
+            update_account(t, *account, |record| {
+                record.balance += *amount;
+                record.earned += *amount;
+                record.verified_tasks += tasks;
+                Ok(())
+            })?;
+        }
+        Op::Grant { account, amount } => {
+            update_account(t, *account, |record| {
+                record.balance += *amount;
+                Ok(())
+            })?;
+            update_ledger(t, *account, |ledger| ledger.granted += *amount)?;
+        }
+        Op::Spend { account, amount } => {
+            update_account(t, *account, |record| {
+                record.balance = record.balance.checked_sub(*amount).ok_or(StoreError::InsufficientCredits {
+                    account: *account,
+                    balance: record.balance,
+                    needed: *amount,
+                })?;
+                Ok(())
+            })?;
+            update_ledger(t, *account, |ledger| ledger.spent += *amount)?;
         }
         Op::PutModel(model) => {
             t.insert(key(MODEL, &[model.name.as_bytes()]), records::encode(model.as_ref())).map_err(tx_io)?;
         }
-        Op::PutApiKey { hash, record } => {
+        Op::PutApiKey { hash, record, account } => {
             t.insert(key(API_KEY, &[&hash.0]), records::encode(record)).map_err(tx_io)?;
+            t.insert(key(KEY_ACCOUNT, &[&hash.0]), &account.0).map_err(tx_io)?;
         }
     }
+    Ok(())
+}
+
+fn tx_io(e: ::sled::transaction::UnabortableTransactionError) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+/// Read-modify-write of an account (the committer applies one batch at a time, so no race).
+fn update_account(
+    t: &TransactionalTree,
+    account: Address,
+    change: impl FnOnce(&mut AccountRecord) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let k = key(ACCOUNT, &[&account.0]);
+    let mut record: AccountRecord = match t.get(&k).map_err(tx_io)? {
+        Some(v) => records::decode("account", &v)?,
+        None => AccountRecord::default(),
+    };
+    change(&mut record)?;
+    t.insert(k, records::encode(&record)).map_err(tx_io)?;
+    Ok(())
+}
+
+fn update_ledger(t: &TransactionalTree, account: Address, change: impl FnOnce(&mut LedgerRecord)) -> Result<(), StoreError> {
+    let k = key(LEDGER, &[&account.0]);
+    let mut ledger: LedgerRecord = match t.get(&k).map_err(tx_io)? {
+        Some(v) => records::decode("ledger", &v)?,
+        None => LedgerRecord::default(),
+    };
+    change(&mut ledger);
+    t.insert(k, records::encode(&ledger)).map_err(tx_io)?;
     Ok(())
 }
 
@@ -291,6 +341,30 @@ impl Store for SledStore {
 
     fn api_key(&self, hash: &Sha256) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.get("api key", &key(API_KEY, &[&hash.0]))
+    }
+
+    fn api_key_account(&self, hash: &Sha256) -> Result<Address, StoreError> {
+        match self.tree.get(key(KEY_ACCOUNT, &[&hash.0])).map_err(io)? {
+            Some(bytes) => Ok(Address(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                what: "key account",
+                reason: "not 20 bytes".into(),
+            })?)),
+            None => Ok(key_account(hash)),
+        }
+    }
+
+    fn ledger(&self, account: Address) -> Result<LedgerRecord, StoreError> {
+        Ok(self.get("ledger", &key(LEDGER, &[&account.0]))?.unwrap_or_default())
+    }
+
+    fn all_receipts(&self) -> Result<Vec<SignedReceipt>, StoreError> {
+        self.tree
+            .scan_prefix([RECEIPT])
+            .map(|entry| {
+                let (_, v) = entry.map_err(io)?;
+                records::decode_receipt(&v)
+            })
+            .collect()
     }
 
     fn models(&self) -> Result<Vec<ModelRecord>, StoreError> {

@@ -88,10 +88,11 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
     let state = relay.state().clone();
     let api_key = "hyk_bench";
     let mut batch = Batch::new();
-    batch.push(Op::PutApiKey {
-        hash: Sha256::of(api_key.as_bytes()),
-        record: ApiKeyRecord { name: "bench".into(), created_at: 0 },
-    });
+    let hash = Sha256::of(api_key.as_bytes());
+    let account = hyphae_relay::store::key_account(&hash);
+    batch.push(Op::PutApiKey { hash, record: ApiKeyRecord { name: "bench".into(), created_at: 0 }, account });
+    // Enough for every job the run submits: the relay is measured, not the ledger.
+    batch.push(Op::Grant { account, amount: hyphae_proto::Credits::whole(1 << 40) });
     state.store.commit(batch).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(relay.serve(async {

@@ -70,7 +70,7 @@ impl RelayProcess {
 
     fn start_in_on(data: &Path, args: &[&str], ip: std::net::IpAddr) -> RelayProcess {
         let output = Command::new(bin("hyphae"))
-            .args(["keys", "create", "--name", "tests", "--data"])
+            .args(["keys", "create", "--name", "tests", "--grant", "1000000", "--data"])
             .arg(data)
             .stderr(Stdio::null())
             .output()
