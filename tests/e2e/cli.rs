@@ -2,11 +2,13 @@
 //! results, verify a receipt offline.
 
 use std::process::Command;
+use std::time::Duration;
 
-use hyphae_proto::SignedReceipt;
+use hyphae_proto::api::{ErrorCode, JobStatus};
 use hyphae_proto::tensor::{to_bytes, u32s};
+use hyphae_proto::{Address, Credits, SignedReceipt};
 use hyphae_shaders::{kernels, reference};
-use hyphae_tests::harness::{Grid, bin};
+use hyphae_tests::harness::{Client, Grid, NodeProcess, RelayProcess, bin, collatz_job};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_submits_waits_fetches_results_and_verifies_a_receipt() {
@@ -55,4 +57,54 @@ async fn cli_submits_waits_fetches_results_and_verifies_a_receipt() {
     let verify = Command::new(bin("hyphae")).args(["receipt", "verify"]).arg(&file).output().unwrap();
     assert_eq!(verify.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&verify.stdout).starts_with("invalid:"));
+}
+
+/// Credits as a commons: a key's jobs are paid from its account, a job the balance cannot pay is
+/// refused with 402 and nothing of it is kept, and `hyphae audit` finds every receipt valid and
+/// every balance equal to receipts + grants - spending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_spend_credits_a_short_balance_gets_402_and_the_audit_adds_up() {
+    let data = tempfile::tempdir().unwrap();
+    let hyphae = |args: &[&str]| {
+        let output = Command::new(bin("hyphae")).args(args).arg("--data").arg(data.path()).output().unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (output.status.code(), text(&output.stdout), text(&output.stderr))
+    };
+    let (status, stdout, stderr) = hyphae(&["keys", "create", "--name", "poor", "--grant", "3"]);
+    assert_eq!(status, Some(0), "{stderr}");
+    let key = stdout.lines().last().unwrap().trim().to_owned();
+    let account: Address = stderr
+        .split_whitespace()
+        .find_map(|word| word.parse().ok())
+        .unwrap_or_else(|| panic!("no account in {stderr:?}"));
+
+    let mut relay = RelayProcess::start_in(data.path(), &[]);
+    let nodes: Vec<NodeProcess> =
+        (0..2).map(|i| NodeProcess::start(&relay, data.path(), &format!("worker-{i}"), None)).collect();
+    let client = Client::new(&relay.url, &key);
+    client.wait_for_workers(2, Duration::from_secs(60)).await;
+
+    // Two tasks at the default 1 credit each: 3 - 2 leaves 1.
+    let (job, inputs) = collatz_job(2, 64, 2, 7);
+    let paid = client.submit(&job).await;
+    assert_eq!(client.account(account).await.balance, Credits::whole(1));
+    let (status, body) = client.submit_raw(&serde_json::to_string(&job).unwrap(), Some(&key)).await;
+    let error = body.expect("an error body").error;
+    assert_eq!((status, error.code), (402, ErrorCode::InsufficientCredits), "{}", error.message);
+    assert!(error.message.contains(&account.to_string()), "{}", error.message);
+    let after = client.account(account).await;
+    assert_eq!((after.balance, after.granted, after.spent), (Credits::whole(1), Credits::whole(3), Credits::whole(2)));
+
+    assert_eq!(client.wait(paid.id, Duration::from_secs(120)).await.status, JobStatus::Completed);
+    let results = client.results(paid.id).await;
+    assert_eq!(results.tasks.len(), inputs.len());
+    drop(nodes);
+    relay.kill();
+
+    let (status, stdout, _) = hyphae(&["credits", "grant", "--account", &account.to_string(), "--amount", "2.5"]);
+    assert_eq!(status, Some(0));
+    assert!(stdout.contains("its balance is 3.5"), "{stdout}");
+    let (status, stdout, _) = hyphae(&["audit"]);
+    assert_eq!(status, Some(0), "{stdout}");
+    assert!(stdout.contains("ok:"), "{stdout}");
 }

@@ -5,8 +5,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use hyphae_proto::Sha256;
 use hyphae_proto::api::ErrorCode;
+use hyphae_proto::{Address, Sha256};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;

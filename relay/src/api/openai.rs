@@ -7,11 +7,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use hyphae_proto::Address;
 use hyphae_proto::openai::{
     Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, ErrorBody,
     ErrorDetail, Model, ModelList, Usage,
 };
-use hyphae_proto::Address;
 use hyphae_proto::tensor::to_bytes;
 
 use super::extract::ApiKey;

@@ -27,6 +27,26 @@ struct Earned {
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let relay = Signer::load_or_create(&args.data_dir)?.address();
     let store = SledStore::open(&args.data_dir)?;
+    let audit = audit(&store, relay)?;
+    println!("relay {}: {} receipts, {} accounts", audit.relay, audit.receipts, audit.accounts);
+    if audit.problems.is_empty() {
+        println!("ok: every receipt verifies and every balance equals receipts + grants - spending");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &audit.problems {
+        println!("MISMATCH {problem}");
+    }
+    Ok(ExitCode::from(1))
+}
+
+struct Audit {
+    relay: Address,
+    receipts: usize,
+    accounts: usize,
+    problems: Vec<String>,
+}
+
+fn audit(store: &dyn Store, relay: Address) -> anyhow::Result<Audit> {
     let mut problems = Vec::new();
     let mut earned: BTreeMap<Address, Earned> = BTreeMap::new();
     let receipts = store.all_receipts()?;
@@ -60,13 +80,54 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     for (address, paid) in earned {
         problems.push(format!("{address}: {} receipts pay it {} but it has no account", paid.receipts, paid.credits));
     }
-    println!("relay {relay}: {} receipts, {} accounts", receipts.len(), accounts.len());
-    if problems.is_empty() {
-        println!("ok: every receipt verifies and every balance equals receipts + grants - spending");
-        return Ok(ExitCode::SUCCESS);
+    Ok(Audit { relay, receipts: receipts.len(), accounts: accounts.len(), problems })
+}
+
+#[cfg(test)]
+mod tests {
+    use hyphae_proto::{JobId, ReceiptPayload, SecretKey, Sha256, TaskId};
+
+    use super::*;
+    use crate::store::{Batch, Op};
+
+    fn receipt(signer: &Signer, beneficiary: Address, index: u32) -> hyphae_proto::SignedReceipt {
+        signer.sign(ReceiptPayload {
+            beneficiary,
+            credits: Credits::whole(2),
+            issued_at: 0,
+            job: JobId([1; 12]),
+            output_sha256: Sha256::of(b"out"),
+            relay: signer.address(),
+            task: TaskId { job: JobId([1; 12]), index },
+            v: ReceiptPayload::VERSION,
+            worker: beneficiary,
+        })
     }
-    for problem in &problems {
-        println!("MISMATCH {problem}");
+
+    #[tokio::test]
+    async fn balances_that_add_up_pass_and_credits_without_receipts_or_forged_receipts_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::load_or_create(dir.path()).unwrap();
+        let worker = SecretKey::random(&mut rand::thread_rng()).address();
+        let store = SledStore::open(dir.path()).unwrap();
+        {
+            let mut batch = Batch::new();
+            batch.push(Op::PutReceipt(Box::new(receipt(&signer, worker, 0))));
+            batch.push(Op::Credit { account: worker, amount: Credits::whole(2), tasks: 1 });
+            batch.push(Op::Grant { account: worker, amount: Credits::whole(5) });
+            batch.push(Op::Spend { account: worker, amount: Credits::whole(4) });
+            store.commit(batch).await.unwrap();
+        }
+        assert_eq!(audit(&store, signer.address()).unwrap().problems, Vec::<String>::new());
+        {
+            // Credits nobody signed for, and a receipt from another relay.
+            let mut batch = Batch::new();
+            batch.push(Op::Credit { account: worker, amount: Credits::whole(1), tasks: 1 });
+            let impostor = Signer::new(SecretKey::random(&mut rand::thread_rng()));
+            batch.push(Op::PutReceipt(Box::new(receipt(&impostor, worker, 1))));
+            store.commit(batch).await.unwrap();
+        }
+        let problems = audit(&store, signer.address()).unwrap().problems;
+        assert_eq!(problems.len(), 3, "{problems:#?}");
     }
-    Ok(ExitCode::from(1))
 }

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyphae_proto::api::{JobStatus, Tolerance};
+use hyphae_proto::frame::ShardSpec;
 use hyphae_proto::frame::{PeerSource, Source};
 use hyphae_proto::tensor::{Bytes, f32s, to_bytes};
-use hyphae_proto::frame::ShardSpec;
 use hyphae_proto::{Address, Credits, JobId, TaskId};
 use hyphae_shaders::model::{BertConfig, ShardPlan, shard_flops};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -20,8 +20,8 @@ use super::ModelError;
 use super::tokenizer::TextTokenizer;
 use crate::job::ValidatedJob;
 use crate::scheduler::Scheduler;
-use crate::store::{Batch, Op, Store, StoreError};
 use crate::store::records::{JobWork, ModelRecord, TaskBody, TaskRecord};
+use crate::store::{Batch, Op, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct EmbeddingConfig {
@@ -212,7 +212,7 @@ impl EmbeddingService {
             tokens += t.ids.len();
             encoded.push(t.ids);
         }
-        let cost = request_cost(&served, encoded.iter().map(Vec::len));
+        let cost = request_cost(served, encoded.iter().map(Vec::len));
         let mut payment = Batch::new();
         payment.push(Op::Spend { account: payer, amount: cost });
         self.store.commit(payment).await.map_err(|e| match e {

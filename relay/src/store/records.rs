@@ -65,14 +65,16 @@ impl JobWork {
     }
 }
 
-#[cfg(test)]
 impl JobRecord {
     /// What submitting the job spends: one verified result's worth per task. The replicas that
     /// verify it, and canaries, are the grid's cost of trust, paid by the commons.
     pub fn cost(&self) -> Credits {
         self.credits_per_task.checked_mul(u64::from(self.task_count)).unwrap_or(Credits::from_micros(u64::MAX))
     }
+}
 
+#[cfg(test)]
+impl JobRecord {
     /// A queued kernel job of `tasks` tasks running `main`, for tests.
     pub(crate) fn for_test(id: JobId, tasks: u32, redundancy: u32) -> JobRecord {
         JobRecord {

@@ -222,7 +222,11 @@ fn update_account(
     Ok(())
 }
 
-fn update_ledger(t: &TransactionalTree, account: Address, change: impl FnOnce(&mut LedgerRecord)) -> Result<(), StoreError> {
+fn update_ledger(
+    t: &TransactionalTree,
+    account: Address,
+    change: impl FnOnce(&mut LedgerRecord),
+) -> Result<(), StoreError> {
     let k = key(LEDGER, &[&account.0]);
     let mut ledger: LedgerRecord = match t.get(&k).map_err(tx_io)? {
         Some(v) => records::decode("ledger", &v)?,
@@ -345,10 +349,12 @@ impl Store for SledStore {
 
     fn api_key_account(&self, hash: &Sha256) -> Result<Address, StoreError> {
         match self.tree.get(key(KEY_ACCOUNT, &[&hash.0])).map_err(io)? {
-            Some(bytes) => Ok(Address(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                what: "key account",
-                reason: "not 20 bytes".into(),
-            })?)),
+            Some(bytes) => Ok(Address(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt { what: "key account", reason: "not 20 bytes".into() })?,
+            )),
             None => Ok(key_account(hash)),
         }
     }
@@ -400,6 +406,28 @@ mod tests {
         let record = store.account(account).unwrap().unwrap();
         assert_eq!(record.balance, Credits::from_micros(1_500_000));
         assert_eq!(record.verified_tasks, 3);
+    }
+
+    #[tokio::test]
+    async fn a_spend_the_balance_cannot_cover_fails_the_whole_batch() {
+        let (_dir, store) = open();
+        let account = Address([3; 20]);
+        let mut grant = Batch::new();
+        grant.push(Op::Grant { account, amount: Credits::whole(1) });
+        store.commit(grant).await.unwrap();
+        let job = JobRecord::for_test(JobId([3; 12]), 2, 2);
+        let mut batch = Batch::new();
+        batch.push(Op::Spend { account, amount: job.cost() });
+        batch.push(Op::PutJob(Box::new(job.clone())));
+        match store.commit(batch).await {
+            Err(StoreError::InsufficientCredits { balance, needed, .. }) => {
+                assert_eq!((balance, needed), (Credits::whole(1), Credits::whole(2)));
+            }
+            other => panic!("expected InsufficientCredits, got {other:?}"),
+        }
+        assert!(store.job(job.id).unwrap().is_none(), "the refused job was stored");
+        assert_eq!(store.account(account).unwrap().unwrap().balance, Credits::whole(1));
+        assert_eq!(store.ledger(account).unwrap(), LedgerRecord { granted: Credits::whole(1), spent: Credits::ZERO });
     }
 
     #[tokio::test]
