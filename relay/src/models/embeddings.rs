@@ -265,6 +265,16 @@ fn request_cost(served: &Served, lengths: impl Iterator<Item = usize>) -> Credit
     Credits::from_micros(flops / 1_000)
 }
 
+fn plan_of(spec: &ShardSpec) -> ShardPlan {
+    ShardPlan {
+        index: spec.index,
+        count: spec.count,
+        layers: spec.layers[0]..spec.layers[1],
+        embeddings: spec.embeddings,
+        pooling: spec.pooling,
+    }
+}
+
 /// Runs one model's batches.
 struct Pipeline {
     model: Arc<Served>,
@@ -503,15 +513,5 @@ mod tests {
     #[test]
     fn an_input_longer_than_the_budget_still_goes_alone() {
         assert_eq!(next_batch([512, 512].into_iter(), 32, 256), 1);
-    }
-}
-
-fn plan_of(spec: &ShardSpec) -> ShardPlan {
-    ShardPlan {
-        index: spec.index,
-        count: spec.count,
-        layers: spec.layers[0]..spec.layers[1],
-        embeddings: spec.embeddings,
-        pooling: spec.pooling,
     }
 }
