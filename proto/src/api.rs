@@ -43,6 +43,36 @@ pub struct WgslJob {
     /// cost; DESIGN.md §3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credits_per_task: Option<Credits>,
+    /// A check the relay can make of each result by itself, so one worker's result is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Check>,
+}
+
+/// A check of a result the relay makes itself, cheaper than computing it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// The output binding `c` is the product of the input bindings `a` and `b` (all f32,
+    /// row-major), checked by Freivalds' algorithm: `C·r = A·(B·r)` for secret random `r`.
+    Matmul(MatmulCheck),
+}
+
+/// Which bindings hold `C (m×n) = A (m×k) · B (k×n)`, and the shape: `m`, `k`, `n` for every
+/// task, or `dims`, a u32 input binding holding each task's `[M, N, K]` (as the built-in matmul
+/// kernel takes them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatmulCheck {
+    pub a: u32,
+    pub b: u32,
+    pub c: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dims: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
 }
 
 fn default_entry_point() -> String {
@@ -274,6 +304,9 @@ pub struct WorkerInfo {
     pub rejected: u64,
     /// Accepted results since the last rejected one: the basis of its reputation.
     pub consecutive_valid: u64,
+    /// Valid results it had when it was first caught with a wrong one (never caught: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caught_after: Option<u64>,
     /// Model shards it has run (and holds the weights of), e.g. `all-MiniLM-L6-v2 2/3`.
     #[serde(default)]
     pub shards: Vec<String>,

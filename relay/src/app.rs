@@ -78,7 +78,8 @@ impl Relay {
         let signer = Arc::new(Signer::load_or_create(&config.data_dir)?);
         let blobs = Arc::new(BlobStore::open(&config.data_dir)?);
         let metrics = Arc::new(Metrics::new());
-        let scheduler = Arc::new(Scheduler::new(store.clone(), signer, metrics.clone(), config.scheduler.clone()));
+        let scheduler =
+            Arc::new(Scheduler::new(store.clone(), blobs.clone(), signer, metrics.clone(), config.scheduler.clone()));
         let restored = scheduler.restore().await?;
         if restored > 0 {
             tracing::info!(tasks = restored, "re-queued unsettled tasks from the store");

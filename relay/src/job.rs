@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hyphae_proto::api::{BindingOverride, BindingSpec, Tolerance, WgslJob, Workgroups};
+use hyphae_proto::api::{BindingOverride, BindingSpec, Check, MatmulCheck, Tolerance, WgslJob, Workgroups};
 use hyphae_proto::frame::{Access, Source, TaskBinding};
-use hyphae_proto::tensor::{Bytes, Data};
+use hyphae_proto::tensor::{Bytes, Data, u32s};
 use hyphae_proto::{BlobId, Credits, Dtype};
 use hyphae_shaders::{BindingKind, EntryPointInfo, ShaderError, ShaderInfo};
 
 use crate::store::records::{JobWork, TaskBody, TaskRecord};
+use crate::verify::freivalds;
 
 /// What the relay accepts in one job.
 #[derive(Debug, Clone)]
@@ -61,6 +62,8 @@ pub struct ValidatedJob {
     /// workers and send the relay only its digest. Not stored: it only matters while the
     /// request that made the job is alive.
     pub hand_off: bool,
+    /// A check of each result the relay makes itself (see `verify::freivalds`).
+    pub check: Option<MatmulCheck>,
 }
 
 /// Every blob a request refers to, so the caller can look their sizes up before validating.
@@ -146,8 +149,68 @@ pub fn validate(job: WgslJob, limits: &JobLimits, blob_sizes: &HashMap<BlobId, u
         redundancy,
         tolerance,
         credits_per_task: job.credits_per_task.unwrap_or(limits.default_credits_per_task),
+        check: job.verify.map(|Check::Matmul(check)| check_matmul(check, &tasks)).transpose()?,
         tasks,
     })
+}
+
+/// A matmul check must name an f32 output `c` and f32 inputs `a` and `b` of a consistent shape
+/// in every task, with `dims` (when the shape comes from a binding) inline.
+fn check_matmul(check: MatmulCheck, tasks: &[TaskRecord]) -> Result<MatmulCheck, JobError> {
+    let invalid = |m: String| JobError::Invalid(format!("verify.matmul: {m}"));
+    match (check.dims, check.m, check.k, check.n) {
+        (Some(_), None, None, None) | (None, Some(_), Some(_), Some(_)) => {}
+        _ => return Err(invalid("give the shape as `dims` (a binding) or as all of `m`, `k` and `n`".into())),
+    }
+    for task in tasks {
+        let TaskBody::Kernel { bindings, .. } = &task.body else { unreachable!("kernel jobs have kernel tasks") };
+        let context = |m: String| invalid(format!("task {}: {m}", task.index));
+        let binding = |n: u32, access: Access, dtype: Dtype| {
+            bindings
+                .iter()
+                .find(|b| b.binding == n && b.access == access && b.dtype == dtype)
+                .ok_or_else(|| context(format!("binding {n} is not an {dtype:?} {access:?} buffer")))
+        };
+        let (a, b, c) = (
+            binding(check.a, Access::Read, Dtype::F32)?,
+            binding(check.b, Access::Read, Dtype::F32)?,
+            binding(check.c, Access::ReadWrite, Dtype::F32)?,
+        );
+        let shape = matmul_shape(&check, bindings).map_err(context)?;
+        for (name, binding, elements) in
+            [("a", a, shape.m * shape.k), ("b", b, shape.k * shape.n), ("c", c, shape.m * shape.n)]
+        {
+            if binding.size != elements as u64 * 4 {
+                return Err(context(format!(
+                    "{name} is {} bytes; a {}×{}·{}×{} product needs {}",
+                    binding.size,
+                    shape.m,
+                    shape.k,
+                    shape.k,
+                    shape.n,
+                    elements * 4
+                )));
+            }
+        }
+    }
+    Ok(check)
+}
+
+/// The shape a matmul check reads a task's buffers with.
+pub fn matmul_shape(check: &MatmulCheck, bindings: &[TaskBinding]) -> Result<freivalds::Shape, String> {
+    if let (Some(m), Some(k), Some(n)) = (check.m, check.k, check.n) {
+        return Ok(freivalds::Shape { m: m as usize, k: k as usize, n: n as usize });
+    }
+    let dims = check.dims.ok_or("no shape")?;
+    let source = bindings.iter().find(|b| b.binding == dims && b.dtype == Dtype::U32).and_then(|b| b.source.as_ref());
+    let Some(Source::Inline(bytes)) = source else {
+        return Err(format!("dims binding {dims} must be a u32 input given inline"));
+    };
+    let values: Vec<u32> = u32s(&bytes.0).collect();
+    match values[..] {
+        [m, n, k, ..] => Ok(freivalds::Shape { m: m as usize, k: k as usize, n: n as usize }),
+        _ => Err(format!("dims binding {dims} holds {} values, not [M, N, K]", values.len())),
+    }
 }
 
 fn check_entry_point<'a>(info: &'a ShaderInfo, name: &str) -> Result<&'a EntryPointInfo, JobError> {
@@ -347,6 +410,39 @@ mod tests {
         assert_eq!(sizes(&ok.tasks[0]), vec![8, 8]);
         assert_eq!(sizes(&ok.tasks[1]), vec![4, 4]);
         assert_eq!(ok.redundancy, 2);
+    }
+
+    #[test]
+    fn a_matmul_check_must_name_f32_buffers_of_the_shape_it_gives() {
+        const MATMUL: &str = "@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@compute @workgroup_size(1) fn main() { c[0] = a[0] * b[0]; }";
+        let matmul = |check: serde_json::Value, c_size: u64| {
+            let mut j = job(serde_json::json!({
+                "bindings": [{"binding": 0, "dtype": "f32", "data": "AACAPwAAAEA="},
+                             {"binding": 1, "dtype": "f32", "data": "AABAQAAAgEA="},
+                             {"binding": 2, "dtype": "f32", "output": true, "size": c_size}],
+                "verify": {"matmul": check}
+            }));
+            j.shader = MATMUL.into();
+            validate(j, &JobLimits::default(), &HashMap::new())
+        };
+        // A 1×2 times a 2×1: C is one element.
+        let ok = matmul(serde_json::json!({"a": 0, "b": 1, "c": 2, "m": 1, "k": 2, "n": 1}), 4).unwrap();
+        assert_eq!(ok.check.map(|c| (c.m, c.k, c.n)), Some((Some(1), Some(2), Some(1))));
+        let refused = [
+            (serde_json::json!({"a": 0, "b": 1, "c": 2, "m": 1, "k": 2, "n": 1}), 8, "c is 8 bytes"),
+            (serde_json::json!({"a": 0, "b": 1, "c": 2, "m": 1, "k": 2}), 4, "as all of `m`, `k` and `n`"),
+            (serde_json::json!({"a": 2, "b": 1, "c": 0, "m": 1, "k": 2, "n": 1}), 4, "binding 2 is not an F32 Read"),
+            (serde_json::json!({"a": 0, "b": 1, "c": 2, "dims": 1}), 4, "dims binding 1 must be a u32 input"),
+        ];
+        for (check, c_size, expected) in refused {
+            match matmul(check.clone(), c_size) {
+                Err(JobError::Invalid(message)) => assert!(message.contains(expected), "{check}: {message}"),
+                other => panic!("{check}: expected Invalid, got {other:?}"),
+            }
+        }
     }
 
     #[test]

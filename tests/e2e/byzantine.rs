@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hyphae_node::executor::GpuExecutor;
 use hyphae_proto::SecretKey;
-use hyphae_proto::api::JobStatus;
+use hyphae_proto::api::{Check, JobRequest, JobStatus, MatmulCheck};
 use hyphae_tests::harness::{Grid, InProcessWorker, Lying, collatz_job, matmul_job};
 
 use crate::support::*;
@@ -64,7 +64,9 @@ async fn a_colluding_pair_agreeing_on_a_wrong_answer_is_caught_by_canaries_and_n
 
     let liars: Vec<InProcessWorker> =
         (0..2).map(|_| InProcessWorker::start(&grid.relay.url, Lying(GpuExecutor::new().unwrap()))).collect();
-    client.wait_for_workers(4, Duration::from_secs(60)).await;
+    // An honest newcomer is tested with canaries too, and must pass them all.
+    let newcomer = InProcessWorker::start(&grid.relay.url, GpuExecutor::new().unwrap());
+    client.wait_for_workers(5, Duration::from_secs(60)).await;
     let (second, inputs) = collatz_job(32, 100, 2, 6);
     let second = client.submit(&second).await;
     let info = client.wait(second.id, Duration::from_secs(300)).await;
@@ -83,4 +85,36 @@ async fn a_colluding_pair_agreeing_on_a_wrong_answer_is_caught_by_canaries_and_n
     let metrics = client.metrics().await;
     let failed = metric(&metrics, "hyphae_canaries_failed_total");
     assert!(failed >= 2.0, "each liar failed a canary: {failed}");
+    let newcomer = workers.iter().find(|w| w.address == newcomer.address).expect("the newcomer is connected");
+    assert!(newcomer.accepted > 0 && newcomer.rejected == 0, "{newcomer:?}");
+    assert!(metric(&metrics, "hyphae_canaries_passed_total") >= 1.0, "the newcomer was never tested");
+}
+
+/// A matmul job that asks for Freivalds' check needs one worker per task: the relay checks each
+/// product itself, refuses a liar's and gives its task to another worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checked_matmul_job_takes_one_result_per_task_and_the_check_refuses_a_liar() {
+    let grid = Grid::start(&[], 2).await;
+    let client = &grid.client;
+    let liar = InProcessWorker::start(&grid.relay.url, Lying(GpuExecutor::new().unwrap()));
+    client.wait_for_workers(3, Duration::from_secs(60)).await;
+
+    let (mut job, cases) = matmul_job(24, 1..=40, 2, 9);
+    let JobRequest::Wgsl(wgsl) = &mut job;
+    let check = MatmulCheck { a: 1, b: 2, c: 3, dims: Some(0), m: None, k: None, n: None };
+    wgsl.verify = Some(Check::Matmul(check));
+    let created = client.submit(&job).await;
+    let info = client.wait(created.id, Duration::from_secs(300)).await;
+    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
+    let results = client.results(created.id).await;
+    assert_matmul_results(&results, &cases);
+    assert_verified_by_distinct_workers(&results, 1, &[liar.address]);
+    // Redundancy 2 without the check would make it exactly twice as many (a hedge for a slow
+    // worker may still add one here and there).
+    let replicas: usize = results.tasks.iter().map(|t| t.verified_by.len()).sum();
+    assert!(replicas < 2 * cases.len(), "checked tasks were replicated: {replicas} results for {}", cases.len());
+
+    let workers = client.workers().await.workers;
+    let liar_info = workers.iter().find(|w| w.address == liar.address).expect("the liar is connected");
+    assert!(liar_info.rejected > 0 && liar_info.accepted == 0, "{liar_info:?}");
 }

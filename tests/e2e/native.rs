@@ -79,6 +79,7 @@ async fn a_job_reading_its_input_from_a_blob_completes() {
         redundancy: Some(2),
         tolerance: None,
         credits_per_task: None,
+        verify: None,
     });
     let created = client.submit(&job).await;
     let info = client.wait(created.id, Duration::from_secs(120)).await;

@@ -13,6 +13,11 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "cargo run --locked --release -p hyphae-tests --bin bench-relay -- {rest...}").run()?;
             Ok(())
         }
+        Some("trust") => {
+            step("trust: wrong results accepted, replication and detection with misbehaving simulated workers");
+            cmd!(sh, "cargo run --locked --release -p hyphae-tests --bin bench-trust").run()?;
+            Ok(())
+        }
         Some("browser") => {
             step("browser worker: size, consent to first task, throughput beside a native worker");
             deps::ensure_debian_packages(sh, deps::GPU_PACKAGES)?;
@@ -53,7 +58,8 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             Ok(())
         }
         _ => bail!(
-            "usage: cargo xtask bench relay [--workers N,…] [--seconds S] | bench browser | bench models | bench p2p"
+            "usage: cargo xtask bench relay [--workers N,…] [--seconds S] | bench trust | bench browser | bench models \
+             | bench p2p"
         ),
     }
 }

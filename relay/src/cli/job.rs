@@ -156,6 +156,7 @@ async fn submit(http: &reqwest::Client, args: SubmitArgs) -> anyhow::Result<Exit
         redundancy: args.redundancy,
         tolerance,
         credits_per_task: args.credits_per_task,
+        verify: None,
     });
     let response = http.post(format!("{relay}/v1/jobs")).bearer_auth(&args.api_key).json(&request).send().await?;
     let created: JobCreated = parse(response).await?;

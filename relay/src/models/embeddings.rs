@@ -471,6 +471,7 @@ impl Pipeline {
                 },
             }],
             hand_off,
+            check: None,
         };
         let id = JobId(rand::random());
         let finished = self.scheduler.watch(id);

@@ -105,6 +105,11 @@ impl Canaries {
         self.out.remove(&lease)
     }
 
+    /// The task a canary lease carries.
+    pub fn spec_of(&self, lease: LeaseId) -> Option<&Arc<TaskRecord>> {
+        self.out.get(&lease).map(|known| &known.spec)
+    }
+
     pub fn is_canary(&self, lease: LeaseId) -> bool {
         self.out.contains_key(&lease)
     }

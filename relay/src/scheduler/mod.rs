@@ -23,12 +23,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyphae_proto::api::{
-    Earner, JobInfo, JobStatus, JobSummary, OutputData, Stats, TaskCounts, Tolerance, WorkerCounts, WorkerInfo,
+    Earner, JobInfo, JobStatus, JobSummary, MatmulCheck, OutputData, Stats, TaskCounts, Tolerance, WorkerCounts,
+    WorkerInfo,
 };
-use hyphae_proto::frame::{Hello, Platform, TaskDigest, TaskFailure, TaskOutput, ToWorker};
-use hyphae_proto::tensor::Bytes;
+use hyphae_proto::frame::{Hello, Platform, Source, TaskDigest, TaskFailure, TaskOutput, ToWorker};
+use hyphae_proto::tensor::{Bytes, f32s};
 use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskId};
 use hyphae_shaders::EntryPointInfo;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tokio::sync::mpsc;
 
 use state::{ActiveJob, Answer, CanaryCheck, JobShared, Returned, State, ToEvaluate, Worker};
@@ -37,11 +40,12 @@ pub use state::{Dispatch, Outbound};
 use crate::job::ValidatedJob;
 use crate::metrics::Metrics;
 use crate::signer::Signer;
-use crate::store::records::{JobRecord, JobWork, Outcome, ResultRecord, TaskRecord};
+use crate::store::blobs::BlobStore;
+use crate::store::records::{CheckRecord, JobRecord, JobWork, Outcome, ResultRecord, TaskBody, TaskRecord};
 use crate::store::{Batch, Op, Store, StoreError};
 use crate::trust::TrustConfig;
 use crate::verify::quorum::{self, Decision};
-use crate::verify::tolerance;
+use crate::verify::{freivalds, tolerance};
 
 /// Says how many accepted results a worker just caught had vouched for alone.
 fn log_recheck(recheck: &[TaskId]) {
@@ -78,6 +82,8 @@ impl Default for SchedulerConfig {
 pub struct Scheduler {
     state: Mutex<State>,
     store: Arc<dyn Store>,
+    /// Inputs of checked jobs given as blobs (see `check_results`).
+    blobs: Arc<BlobStore>,
     signer: Arc<Signer>,
     metrics: Arc<Metrics>,
     config: SchedulerConfig,
@@ -93,6 +99,7 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(
         store: Arc<dyn Store>,
+        blobs: Arc<BlobStore>,
         signer: Arc<Signer>,
         metrics: Arc<Metrics>,
         config: SchedulerConfig,
@@ -100,6 +107,7 @@ impl Scheduler {
         Scheduler {
             state: Mutex::new(State::new(config.lease_timeout, config.trust.clone())),
             store,
+            blobs,
             signer,
             metrics,
             config,
@@ -168,7 +176,8 @@ impl Scheduler {
                     record.status = JobStatus::Queued;
                     record.started_at = None;
                     restored += pending.len();
-                    let job = ActiveJob { shared: shared_of(&record, false), record, started: 0, settling: 0 };
+                    let check = self.store.check(record.id)?.map(|c| c.matmul);
+                    let job = ActiveJob { shared: shared_of(&record, false, check), record, started: 0, settling: 0 };
                     self.transition(|state| state.add_job(job, pending, now));
                     continue;
                 }
@@ -212,7 +221,7 @@ impl Scheduler {
         owner: String,
         payer: Option<Address>,
     ) -> Result<JobRecord, StoreError> {
-        let hand_off = job.hand_off;
+        let (hand_off, check) = (job.hand_off, job.check);
         let record = JobRecord {
             id,
             owner,
@@ -236,10 +245,13 @@ impl Scheduler {
         }
         batch.push(Op::PutJob(Box::new(record.clone())));
         batch.push(Op::PutTasks { job: id, tasks: tasks.clone() });
+        if let Some(matmul) = check {
+            batch.push(Op::PutCheck { job: id, check: CheckRecord { matmul } });
+        }
         self.store.commit(batch).await?;
         self.metrics.jobs_submitted.inc();
         let active =
-            ActiveJob { shared: shared_of(&record, hand_off), record: record.clone(), started: 0, settling: 0 };
+            ActiveJob { shared: shared_of(&record, hand_off, check), record: record.clone(), started: 0, settling: 0 };
         self.transition(|state| state.add_job(active, tasks, Instant::now()));
         Ok(record)
     }
@@ -469,7 +481,10 @@ impl Scheduler {
                     other => other,
                 }
             };
-            let mut decision = judge(&results);
+            let mut decision = match job.check {
+                Some(check) => self.check_results(&spec, &results, check, &job.tolerance, rule).await,
+                None => judge(&results),
+            };
             // Digests only match bit for bit. Honest GPUs of different makes round differently,
             // so replicas that did not agree exactly are fetched and compared within tolerance.
             if !matches!(decision, Decision::Accept { .. })
@@ -505,6 +520,64 @@ impl Scheduler {
                     return;
                 }
             }
+        }
+    }
+
+    /// Judges the results of a job the relay checks itself: every result that passes Freivalds'
+    /// check (with vectors drawn now, off the lock and unseen by any worker) is right, so the
+    /// first that passes is accepted with no replica to agree with it.
+    async fn check_results(
+        &self,
+        spec: &TaskRecord,
+        results: &[state::Replica],
+        check: MatmulCheck,
+        tolerance: &Tolerance,
+        rule: quorum::Rule,
+    ) -> Decision {
+        let TaskBody::Kernel { bindings, .. } = &spec.body else {
+            unreachable!("only kernel jobs carry a matmul check (checked when the job is made)")
+        };
+        let input = |n: u32| async move {
+            match bindings.iter().find(|b| b.binding == n).and_then(|b| b.source.as_ref()) {
+                Some(Source::Inline(bytes)) => Ok(bytes.0.clone()),
+                Some(Source::Blob(id)) => self.blobs.get(id).await?.ok_or_else(|| format!("blob {id} is gone")),
+                _ => Err(format!("binding {n} has no input")),
+            }
+        };
+        let prepared = async {
+            let shape = crate::job::matmul_shape(&check, bindings)?;
+            let (a, b) = (input(check.a).await?, input(check.b).await?);
+            Ok::<_, String>((shape, a, b))
+        };
+        let (shape, a, b) = match prepared.await {
+            Ok(prepared) => prepared,
+            Err(reason) => return Decision::Fail { reason: format!("the matmul check could not run: {reason}") },
+        };
+        let c_index = spec.outputs().iter().position(|(binding, _, _)| *binding == check.c);
+        let products: Vec<Option<Vec<f32>>> = results
+            .iter()
+            .map(|r| match (&r.answer, c_index) {
+                (Answer::Outputs(outputs), Some(i)) => outputs.get(i).map(|c| f32s(&c.0).collect()),
+                _ => None,
+            })
+            .collect();
+        let tolerance = *tolerance;
+        let passing = tokio::task::spawn_blocking(move || {
+            let (a, b): (Vec<f32>, Vec<f32>) = (f32s(&a).collect(), f32s(&b).collect());
+            let mut rng = StdRng::from_entropy();
+            products
+                .iter()
+                .map(|c| c.as_ref().is_some_and(|c| freivalds::check(&a, &b, c, shape, &tolerance, &mut rng).is_ok()))
+                .collect::<Vec<bool>>()
+        })
+        .await
+        .unwrap_or_default();
+        match passing.iter().position(|&p| p) {
+            Some(canonical) => {
+                Decision::Accept { canonical, agreeing: (0..passing.len()).filter(|&i| passing[i]).collect() }
+            }
+            None if (results.len() as u32) < rule.max_replicas => Decision::OneMore,
+            None => Decision::Fail { reason: format!("none of {} results passed the matmul check", results.len()) },
         }
     }
 
@@ -718,6 +791,7 @@ impl Scheduler {
                     accepted: rep.accepted,
                     rejected: rep.rejected,
                     consecutive_valid: rep.consecutive_valid,
+                    caught_after: rep.caught_after,
                     shards: w.shards.iter().map(|(model, i, n)| format!("{model} {}/{n}", i + 1)).collect(),
                 }
             })
@@ -815,7 +889,7 @@ impl Scheduler {
     }
 }
 
-fn shared_of(record: &JobRecord, hand_off: bool) -> Arc<JobShared> {
+fn shared_of(record: &JobRecord, hand_off: bool, check: Option<MatmulCheck>) -> Arc<JobShared> {
     let entry = match &record.work {
         JobWork::Kernel { entry_point, workgroup_size, workgroup_storage, .. } => Some(EntryPointInfo {
             name: entry_point.clone(),
@@ -833,6 +907,7 @@ fn shared_of(record: &JobRecord, hand_off: bool) -> Arc<JobShared> {
         redundancy: record.redundancy,
         credits_per_task: record.credits_per_task,
         hand_off,
+        check,
     })
 }
 
@@ -859,7 +934,11 @@ fn shaped_outputs(
     given: Vec<hyphae_proto::frame::Output>,
 ) -> Option<Vec<Bytes>> {
     let task = state.leases.get(lease)?.task;
-    let spec = &state.tasks.get(&task)?.spec;
+    // A canary's task is usually settled and gone from the live tasks: its shape is the known one.
+    let spec = match state.canaries.spec_of(lease) {
+        Some(spec) => spec,
+        None => &state.tasks.get(&task)?.spec,
+    };
     let mut given = given.into_iter();
     let mut outputs = Vec::new();
     for (binding, _, size) in spec.outputs() {
@@ -888,6 +967,9 @@ fn answers_match(a: &Answer, b: &Answer, dtypes: &[hyphae_proto::Dtype], toleran
 /// Bytes of activations in a shard result that feeds another shard (a full output, not a
 /// digest): what peer-to-peer hand-off saves the relay.
 fn carried_activations(state: &State, lease: hyphae_proto::LeaseId, outputs: &[Bytes]) -> Option<u64> {
+    if state.canaries.spec_of(lease).is_some() {
+        return None;
+    }
     let task = state.tasks.get(&state.leases.get(lease)?.task)?;
     match &task.job.work {
         JobWork::Shard { shard, .. } if !shard.pooling => Some(outputs.iter().map(|o| o.0.len() as u64).sum()),
@@ -938,7 +1020,9 @@ mod tests {
         store.commit(batch).await.unwrap();
 
         let signer = Arc::new(Signer::new(SecretKey::random(&mut rand::thread_rng())));
-        let scheduler = Scheduler::new(store.clone(), signer, Arc::new(Metrics::new()), SchedulerConfig::default());
+        let blobs = Arc::new(BlobStore::open(dir.path()).unwrap());
+        let scheduler =
+            Scheduler::new(store.clone(), blobs, signer, Arc::new(Metrics::new()), SchedulerConfig::default());
         assert_eq!(scheduler.restore().await.unwrap(), 1, "only the unsettled task is re-queued");
 
         let finished = scheduler.job_info(done).unwrap().unwrap();

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyphae_proto::api::{JobStatus, TaskCounts, Tolerance, TransportStats};
+use hyphae_proto::api::{JobStatus, MatmulCheck, TaskCounts, Tolerance, TransportStats};
 use hyphae_proto::frame::{
     AdapterInfo, FailureKind, KernelWork, Platform, ShardWork, Source, TaskAssignment, TaskFailure, ToWorker, Work,
 };
@@ -40,6 +40,8 @@ pub struct JobShared {
     pub credits_per_task: Credits,
     /// See [`crate::job::ValidatedJob::hand_off`].
     pub hand_off: bool,
+    /// Results the relay checks itself: one worker's result is enough when it passes.
+    pub check: Option<MatmulCheck>,
 }
 
 /// What a worker's writer task sends down the socket.
@@ -402,7 +404,7 @@ impl State {
             let needs = placement::requirements(&shared.work, &spec);
             // With adaptive replication the first replica goes out alone; who takes it decides
             // how many more follow (`dispatch_one`).
-            let first = if self.trust.config.adaptive { 1 } else { shared.redundancy };
+            let first = if self.trust.config.adaptive || shared.check.is_some() { 1 } else { shared.redundancy };
             for _ in 0..first {
                 self.queue.push_back(id, now);
             }
@@ -412,9 +414,9 @@ impl State {
                     job: shared.clone(),
                     spec,
                     needs,
-                    target: shared.redundancy,
+                    target: first,
                     in_flight: 0,
-                    required: shared.redundancy,
+                    required: if shared.check.is_some() { 1 } else { shared.redundancy },
                     results: Vec::new(),
                     tried: Vec::new(),
                     owners: Vec::new(),
@@ -539,7 +541,7 @@ impl State {
         task.in_flight += 1;
         let first_start = !task.started;
         task.started = true;
-        if first_start && self.trust.config.adaptive {
+        if first_start && self.trust.config.adaptive && task.job.check.is_none() {
             // Who runs a task first decides how many replicas it needs; the others go out now.
             let beneficiary = task.owners.last().expect("pushed above").beneficiary;
             let required = self.trust.replicas_for(&address, &beneficiary, task.job.redundancy, &mut self.rng);
@@ -832,8 +834,8 @@ impl State {
             t.results.clear();
             t.tried.clear();
             t.owners.clear();
-            t.target = t.job.redundancy;
-            t.required = t.job.redundancy;
+            t.required = if t.job.check.is_some() { 1 } else { t.job.redundancy };
+            t.target = t.required;
             t.phase = Phase::Open;
             for _ in 0..t.target {
                 self.queue.push_front(task, now);
@@ -1003,6 +1005,7 @@ mod tests {
             redundancy,
             credits_per_task: Credits::whole(1),
             hand_off: false,
+            check: None,
         });
         let specs = (0..tasks)
             .map(|index| {

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use hyphae_proto::{Address, Credits, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 
 pub use self::sled::SledStore;
-use records::{AccountRecord, ApiKeyRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskRecord};
+use records::{
+    AccountRecord, ApiKeyRecord, CheckRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskRecord,
+};
 
 /// The account of an API key created without one: the last 20 bytes of the SHA-256 of the key's
 /// hash, so it is stable and nobody holds its private key (it can only be granted credits).
@@ -76,6 +78,11 @@ pub enum Op {
         account: Address,
         amount: Credits,
     },
+    /// How the relay checks a job's results itself.
+    PutCheck {
+        job: JobId,
+        check: CheckRecord,
+    },
     PutModel(Box<ModelRecord>),
     /// An API key (by hash) and the account its jobs are paid from.
     PutApiKey {
@@ -111,6 +118,7 @@ pub trait Store: Send + Sync + 'static {
 
     fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
     fn jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    fn check(&self, job: JobId) -> Result<Option<CheckRecord>, StoreError>;
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;
     fn result(&self, task: TaskId) -> Result<Option<ResultRecord>, StoreError>;
     /// Settled tasks of a job with index in `[from, from + limit)`.

@@ -2,7 +2,7 @@
 //! (each record is an enum whose variant is its format version, encoded with postcard), so a relay
 //! can read what an older relay wrote.
 
-use hyphae_proto::api::{JobStatus, OutputData, Tolerance};
+use hyphae_proto::api::{JobStatus, MatmulCheck, OutputData, Tolerance};
 use hyphae_proto::frame::{Access, ShardSpec, Source, TaskBinding};
 use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, BlobId, Credits, Dtype, JobId, ReceiptId, Sha256, SignedReceipt};
@@ -211,6 +211,13 @@ pub struct LedgerRecord {
     pub spent: Credits,
 }
 
+/// A job's result check (see `verify::freivalds`), kept beside its `JobRecord` so that jobs
+/// written before checks existed read as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub matmul: MatmulCheck,
+}
+
 /// Every record, tagged with its format version: `V2` since jobs and tasks became kernel or
 /// model-shard work. A record type says how to read its `V1` form ([`Record::upgrade`]).
 #[derive(Serialize, Deserialize)]
@@ -237,7 +244,7 @@ macro_rules! unchanged_since_v1 {
         }
     )*};
 }
-unchanged_since_v1!(ResultRecord, AccountRecord, ModelRecord, ApiKeyRecord, LedgerRecord);
+unchanged_since_v1!(ResultRecord, AccountRecord, ModelRecord, ApiKeyRecord, LedgerRecord, CheckRecord);
 
 pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
     postcard::to_allocvec(&Versioned::<&T, ()>::V2(record)).expect("records always encode")

@@ -12,7 +12,7 @@ use hyphae_proto::{Address, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 use tokio::sync::oneshot;
 
 use super::records::{
-    self, AccountRecord, ApiKeyRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskRecord,
+    self, AccountRecord, ApiKeyRecord, CheckRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskRecord,
 };
 use super::{Batch, Commit, Op, ReceiptPage, Store, StoreError, key_account};
 
@@ -26,6 +26,7 @@ const API_KEY: u8 = b'k';
 const MODEL: u8 = b'n';
 const KEY_ACCOUNT: u8 = b'K';
 const LEDGER: u8 = b'l';
+const CHECK: u8 = b'v';
 const META_RECEIPT_SEQ: &[u8] = b"m/receipt_seq";
 
 /// Commits applied per flush at most, so one flush never waits on an unbounded backlog.
@@ -191,6 +192,9 @@ fn apply_op(t: &TransactionalTree, op: &Op) -> Result<(), StoreError> {
             })?;
             update_ledger(t, *account, |ledger| ledger.spent += *amount)?;
         }
+        Op::PutCheck { job, check } => {
+            t.insert(key(CHECK, &[&job.0]), records::encode(check)).map_err(tx_io)?;
+        }
         Op::PutModel(model) => {
             t.insert(key(MODEL, &[model.name.as_bytes()]), records::encode(model.as_ref())).map_err(tx_io)?;
         }
@@ -345,6 +349,10 @@ impl Store for SledStore {
 
     fn api_key(&self, hash: &Sha256) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.get("api key", &key(API_KEY, &[&hash.0]))
+    }
+
+    fn check(&self, job: JobId) -> Result<Option<CheckRecord>, StoreError> {
+        self.get("check", &key(CHECK, &[&job.0]))
     }
 
     fn api_key_account(&self, hash: &Sha256) -> Result<Address, StoreError> {

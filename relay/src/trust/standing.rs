@@ -10,6 +10,8 @@ pub struct Standing {
     pub rejected: u64,
     /// Valid results since the last invalid one: what trust is earned by.
     pub consecutive_valid: u64,
+    /// Valid results it had when first caught with a wrong one.
+    pub caught_after: Option<u64>,
     /// The latest tasks accepted on this worker's result alone (workers only).
     pub unchecked: VecDeque<TaskId>,
 }
@@ -21,6 +23,7 @@ impl Standing {
     }
 
     pub(super) fn invalid(&mut self) {
+        self.caught_after.get_or_insert(self.accepted);
         self.rejected += 1;
         self.consecutive_valid = 0;
     }

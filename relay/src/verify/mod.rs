@@ -5,5 +5,6 @@
 //! **Architecture invariant:** the verifier is pure. It never sees a socket, the store or a
 //! clock; the scheduler hands it results and acts on its [`quorum::Decision`].
 
+pub mod freivalds;
 pub mod quorum;
 pub mod tolerance;

@@ -12,21 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use hyphae_proto::api::{BindingOverride, BindingSpec, JobRequest, TaskSpec, WgslJob, Workgroups};
-use hyphae_proto::frame::{
-    AdapterInfo, DeviceLimits, Hello, Output, Platform, TaskOutput, ToRelay, ToWorker, login_message,
-};
-use hyphae_proto::tensor::{Bytes, Data, to_bytes};
-use hyphae_proto::{Dtype, PROTOCOL_VERSION, SecretKey, Sha256};
-use hyphae_relay::store::records::ApiKeyRecord;
-use hyphae_relay::store::{Batch, Op};
+use hyphae_proto::SecretKey;
+use hyphae_proto::frame::ToWorker;
 use hyphae_relay::{Config, Relay};
+use hyphae_tests::harness::sim;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
-const SHADER: &str = "@group(0) @binding(0) var<storage, read> a: array<u32>;
-@group(0) @binding(1) var<storage, read_write> b: array<u32>;
-@compute @workgroup_size(1) fn main() { b[0] = a[0] + 1u; }";
 const TASKS_PER_JOB: usize = 5_000;
 
 struct Run {
@@ -86,14 +78,7 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
     let relay = Relay::start(config).await?;
     let addr = relay.local_addr();
     let state = relay.state().clone();
-    let api_key = "hyk_bench";
-    let mut batch = Batch::new();
-    let hash = Sha256::of(api_key.as_bytes());
-    let account = hyphae_relay::store::key_account(&hash);
-    batch.push(Op::PutApiKey { hash, record: ApiKeyRecord { name: "bench".into(), created_at: 0 }, account });
-    // Enough for every job the run submits: the relay is measured, not the ledger.
-    batch.push(Op::Grant { account, amount: hyphae_proto::Credits::whole(1 << 40) });
-    state.store.commit(batch).await?;
+    let api_key = sim::bench_api_key(&state).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(relay.serve(async {
         let _ = stop_rx.await;
@@ -118,7 +103,7 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
                     let response = http
                         .post(format!("http://{addr}/v1/jobs"))
                         .bearer_auth(api_key)
-                        .json(&job(seed))
+                        .json(&sim::trivial_job(seed, TASKS_PER_JOB as u32, 2))
                         .send()
                         .await?;
                     anyhow::ensure!(response.status() == 201, "submit failed: {}", response.text().await?);
@@ -167,72 +152,12 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
     Ok(run)
 }
 
-fn job(seed: u32) -> JobRequest {
-    let tasks = (0..TASKS_PER_JOB as u32)
-        .map(|i| TaskSpec {
-            workgroups: None,
-            bindings: [(
-                0,
-                BindingOverride {
-                    data: Some(Data::Inline(Bytes(to_bytes(
-                        &[seed.wrapping_mul(1_000_003).wrapping_add(i)],
-                        u32::to_le_bytes,
-                    )))),
-                    ..Default::default()
-                },
-            )]
-            .into_iter()
-            .collect(),
-        })
-        .collect();
-    JobRequest::Wgsl(WgslJob {
-        shader: SHADER.into(),
-        entry_point: "main".into(),
-        workgroups: Some(Workgroups([1, 1, 1])),
-        bindings: vec![
-            BindingSpec { binding: 0, dtype: Dtype::U32, data: None, output: false, size: None },
-            BindingSpec { binding: 1, dtype: Dtype::U32, data: None, output: true, size: Some(4) },
-        ],
-        tasks,
-        redundancy: Some(2),
-        tolerance: None,
-        credits_per_task: None,
-    })
-}
-
 async fn simulated_worker(
     addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
     latencies: Arc<Mutex<Vec<f64>>>,
 ) -> anyhow::Result<()> {
-    let key = SecretKey::random(&mut rand::thread_rng());
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/workers/ws")).await?;
-    let Some(Ok(Message::Binary(first))) = socket.next().await else { anyhow::bail!("no challenge") };
-    let ToWorker::Challenge { relay, nonce, .. } = ToWorker::decode(&first)? else { anyhow::bail!("no challenge") };
-    let hello = Hello {
-        protocol: PROTOCOL_VERSION,
-        worker: key.address(),
-        signature: key.sign_message(login_message(&relay, &nonce).as_bytes()),
-        beneficiary: key.address(),
-        platform: Platform::Native,
-        adapter: AdapterInfo {
-            name: "simulated".into(),
-            backend: "cpu".into(),
-            limits: DeviceLimits {
-                max_buffer_size: 1 << 30,
-                max_storage_buffer_binding_size: 1 << 27,
-                max_storage_buffers_per_shader_stage: 8,
-                max_compute_workgroups_per_dimension: 65535,
-                max_compute_invocations_per_workgroup: 256,
-                max_compute_workgroup_storage_size: 16384,
-            },
-            ..AdapterInfo::default()
-        },
-        agent: "bench".into(),
-        max_in_flight: 1,
-        max_shards: 0,
-    };
-    socket.send(Message::Binary(ToRelay::Hello(Box::new(hello)).encode().into())).await?;
+    let mut socket = sim::login(addr, &SecretKey::random(&mut rand::thread_rng()), 1).await?;
     let mut sent_at: Option<Instant> = None;
     let mut mine = Vec::new();
     while let Some(message) = socket.next().await {
@@ -242,23 +167,16 @@ async fn simulated_worker(
                 if let Some(t) = sent_at.take() {
                     mine.push(t.elapsed().as_secs_f64() * 1e3);
                 }
-                let hyphae_proto::frame::Work::Kernel(kernel) = &task.work else { anyhow::bail!("expected a kernel") };
-                let input = match &kernel.bindings[0].source {
-                    Some(hyphae_proto::frame::Source::Inline(b)) => u32::from_le_bytes(b.0[..4].try_into()?),
-                    _ => anyhow::bail!("expected an inline input"),
-                };
-                let result = ToRelay::Result(Box::new(TaskOutput {
-                    lease: task.lease,
-                    outputs: vec![Output { binding: 1, data: Bytes((input + 1).to_le_bytes().to_vec()) }],
-                    elapsed_us: 0,
-                }));
-                socket.send(Message::Binary(result.encode().into())).await?;
+                let input = sim::trivial_task_input(&task)?;
+                socket.send(sim::answer(&task, input + 1)).await?;
                 sent_at = Some(Instant::now());
                 if mine.len() >= 64 {
                     latencies.lock().await.append(&mut mine);
                 }
             }
-            ToWorker::Ping { nonce } => socket.send(Message::Binary(ToRelay::Pong { nonce }.encode().into())).await?,
+            ToWorker::Ping { nonce } => {
+                socket.send(Message::Binary(hyphae_proto::frame::ToRelay::Pong { nonce }.encode().into())).await?
+            }
             _ => {}
         }
         if stop.load(Ordering::Relaxed) {

@@ -40,6 +40,7 @@ pub fn collatz_job(tasks: usize, len: usize, redundancy: u32, seed: u64) -> (Job
         redundancy: Some(redundancy),
         tolerance: None,
         credits_per_task: None,
+        verify: None,
     };
     (JobRequest::Wgsl(job), inputs)
 }
@@ -101,6 +102,7 @@ pub fn matmul_job(
         redundancy: Some(redundancy),
         tolerance: Some(Tolerance { rel: 1e-4, abs: 1e-5 }),
         credits_per_task: Some("0.5".parse().expect("a credit amount")),
+        verify: None,
     };
     (JobRequest::Wgsl(job), cases)
 }

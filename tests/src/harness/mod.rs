@@ -8,6 +8,7 @@ mod grid;
 mod jobs;
 mod lan;
 mod process;
+pub mod sim;
 mod worker;
 
 use std::path::PathBuf;

@@ -1,0 +1,123 @@
+//! Simulated workers for the relay benchmarks: they speak the real worker protocol over a real
+//! WebSocket, but "compute" the trivial kernel (`b[0] = a[0] + 1`) on the CPU, so thousands fit
+//! in one process and the relay, not a GPU, is what a benchmark measures.
+
+use futures::{SinkExt, StreamExt};
+use hyphae_proto::api::{BindingOverride, BindingSpec, JobRequest, TaskSpec, WgslJob, Workgroups};
+use hyphae_proto::frame::{
+    AdapterInfo, DeviceLimits, Hello, Output, Platform, Source, TaskAssignment, TaskOutput, ToRelay, ToWorker, Work,
+    login_message,
+};
+use hyphae_proto::tensor::{Bytes, Data, to_bytes};
+use hyphae_proto::{Credits, Dtype, PROTOCOL_VERSION, SecretKey, Sha256};
+use hyphae_relay::AppState;
+use hyphae_relay::store::records::ApiKeyRecord;
+use hyphae_relay::store::{Batch, Op, key_account};
+use tokio_tungstenite::tungstenite::Message;
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The kernel every simulated task runs.
+pub const SHADER: &str = "@group(0) @binding(0) var<storage, read> a: array<u32>;
+@group(0) @binding(1) var<storage, read_write> b: array<u32>;
+@compute @workgroup_size(1) fn main() { b[0] = a[0] + 1u; }";
+
+/// The API key benchmarks submit with, created with a balance no run can exhaust.
+pub async fn bench_api_key(state: &AppState) -> anyhow::Result<&'static str> {
+    const KEY: &str = "hyk_bench";
+    let hash = Sha256::of(KEY.as_bytes());
+    let account = key_account(&hash);
+    let mut batch = Batch::new();
+    batch.push(Op::PutApiKey { hash, record: ApiKeyRecord { name: "bench".into(), created_at: 0 }, account });
+    batch.push(Op::Grant { account, amount: Credits::whole(1 << 40) });
+    state.store.commit(batch).await?;
+    Ok(KEY)
+}
+
+/// The input of task `index` of job `seed`: what [`trivial_job`] sends, so a run can check results.
+pub fn trivial_input(seed: u32, index: u32) -> u32 {
+    seed.wrapping_mul(1_000_003).wrapping_add(index)
+}
+
+/// A job of `tasks` trivial tasks, each with its own input.
+pub fn trivial_job(seed: u32, tasks: u32, redundancy: u32) -> JobRequest {
+    let tasks = (0..tasks)
+        .map(|i| TaskSpec {
+            workgroups: None,
+            bindings: [(
+                0,
+                BindingOverride {
+                    data: Some(Data::Inline(Bytes(to_bytes(&[trivial_input(seed, i)], u32::to_le_bytes)))),
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .collect();
+    JobRequest::Wgsl(WgslJob {
+        shader: SHADER.into(),
+        entry_point: "main".into(),
+        workgroups: Some(Workgroups([1, 1, 1])),
+        bindings: vec![
+            BindingSpec { binding: 0, dtype: Dtype::U32, data: None, output: false, size: None },
+            BindingSpec { binding: 1, dtype: Dtype::U32, data: None, output: true, size: Some(4) },
+        ],
+        tasks,
+        redundancy: Some(redundancy),
+        tolerance: None,
+        credits_per_task: None,
+        verify: None,
+    })
+}
+
+/// Logs in as `key` (its own beneficiary), holding at most `max_in_flight` tasks.
+pub async fn login(addr: std::net::SocketAddr, key: &SecretKey, max_in_flight: u32) -> anyhow::Result<Socket> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/workers/ws")).await?;
+    let Some(Ok(Message::Binary(first))) = socket.next().await else { anyhow::bail!("no challenge") };
+    let ToWorker::Challenge { relay, nonce, .. } = ToWorker::decode(&first)? else { anyhow::bail!("no challenge") };
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        worker: key.address(),
+        signature: key.sign_message(login_message(&relay, &nonce).as_bytes()),
+        beneficiary: key.address(),
+        platform: Platform::Native,
+        adapter: AdapterInfo {
+            name: "simulated".into(),
+            backend: "cpu".into(),
+            limits: DeviceLimits {
+                max_buffer_size: 1 << 30,
+                max_storage_buffer_binding_size: 1 << 27,
+                max_storage_buffers_per_shader_stage: 8,
+                max_compute_workgroups_per_dimension: 65535,
+                max_compute_invocations_per_workgroup: 256,
+                max_compute_workgroup_storage_size: 16384,
+            },
+            ..AdapterInfo::default()
+        },
+        agent: "bench".into(),
+        max_in_flight,
+        max_shards: 0,
+    };
+    socket.send(Message::Binary(ToRelay::Hello(Box::new(hello)).encode().into())).await?;
+    Ok(socket)
+}
+
+/// The input `a[0]` of a trivial task.
+pub fn trivial_task_input(task: &TaskAssignment) -> anyhow::Result<u32> {
+    let Work::Kernel(kernel) = &task.work else { anyhow::bail!("expected a kernel") };
+    match &kernel.bindings[0].source {
+        Some(Source::Inline(b)) => Ok(u32::from_le_bytes(b.0[..4].try_into()?)),
+        _ => anyhow::bail!("expected an inline input"),
+    }
+}
+
+/// The result frame answering `task` with `b[0] = answer`.
+pub fn answer(task: &TaskAssignment, answer: u32) -> Message {
+    let result = ToRelay::Result(Box::new(TaskOutput {
+        lease: task.lease,
+        outputs: vec![Output { binding: 1, data: Bytes(answer.to_le_bytes().to_vec()) }],
+        elapsed_us: 0,
+    }));
+    Message::Binary(result.encode().into())
+}
