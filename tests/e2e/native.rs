@@ -43,13 +43,17 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
         }
         paid += receipts.len();
     }
-    // Every task paid exactly its two verifiers.
-    assert_eq!(paid, 2 * 128);
+    // Every task paid exactly its two verifiers, and every canary passed its worker (canaries are
+    // real work, paid like any, so no worker can tell them by going unpaid).
+    let metrics = client.metrics().await;
+    assert_eq!(metric(&metrics, "hyphae_canaries_failed_total"), 0.0, "an honest worker failed a canary");
+    let canaries = metric(&metrics, "hyphae_canaries_passed_total") as usize;
+    assert_eq!(paid, 2 * 128 + canaries);
 
     // The dashboard's feed agrees.
     let stats: hyphae_proto::api::Stats = client.get("/v1/stats").await;
     assert_eq!((stats.jobs.completed, stats.tasks.completed, stats.workers.native), (2, 128, 3));
-    assert_eq!(stats.results_accepted, 256);
+    assert_eq!(stats.results_accepted, 256 + canaries as u64);
     assert_eq!(stats.verified_history.len(), hyphae_proto::api::Stats::HISTORY);
     assert_eq!(stats.recent_jobs.len(), 2);
     assert!(stats.recent_jobs.iter().all(|j| j.status == JobStatus::Completed && j.completed == 64), "{stats:?}");

@@ -201,7 +201,8 @@ impl Scheduler {
         }
         let accounts = self.store.accounts()?;
         self.transition(|state| {
-            for (address, account) in accounts {
+            // Accounts that only hold grants earned nothing: no place on the leaderboard.
+            for (address, account) in accounts.into_iter().filter(|(_, a)| a.verified_tasks > 0) {
                 state.credit(address, account.earned, account.verified_tasks);
                 state.counters.credits_issued += account.earned;
                 state.counters.results_accepted += account.verified_tasks;
@@ -540,7 +541,11 @@ impl Scheduler {
         let input = |n: u32| async move {
             match bindings.iter().find(|b| b.binding == n).and_then(|b| b.source.as_ref()) {
                 Some(Source::Inline(bytes)) => Ok(bytes.0.clone()),
-                Some(Source::Blob(id)) => self.blobs.get(id).await?.ok_or_else(|| format!("blob {id} is gone")),
+                Some(Source::Blob(id)) => match self.blobs.get(id).await {
+                    Ok(Some(bytes)) => Ok(bytes),
+                    Ok(None) => Err(format!("blob {id} is gone")),
+                    Err(e) => Err(format!("reading blob {id}: {e}")),
+                },
                 _ => Err(format!("binding {n} has no input")),
             }
         };

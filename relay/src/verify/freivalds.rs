@@ -112,7 +112,8 @@ mod tests {
         let (a, b) = (random(24 * 24, &mut rng), random(24 * 24, &mut rng));
         for trial in 0..200 {
             let mut c = matmul(&a, &b, 24, 24, 24);
-            c[(trial * 7) % c.len()] += 0.01;
+            let at = (trial * 7) % c.len();
+            c[at] += 0.01;
             assert!(
                 matches!(check(&a, &b, &c, shape, &TOL, &mut rng), Err(FreivaldsError::Mismatch { .. })),
                 "trial {trial} passed a wrong product"

@@ -157,7 +157,8 @@ async fn simulated_worker(
     stop: Arc<AtomicBool>,
     latencies: Arc<Mutex<Vec<f64>>>,
 ) -> anyhow::Result<()> {
-    let mut socket = sim::login(addr, &SecretKey::random(&mut rand::thread_rng()), 1).await?;
+    let key = SecretKey::random(&mut rand::thread_rng());
+    let mut socket = sim::login(addr, &key, 1).await?;
     let mut sent_at: Option<Instant> = None;
     let mut mine = Vec::new();
     while let Some(message) = socket.next().await {
