@@ -202,10 +202,13 @@ async fn bytes_of(source: &Source, size: u64, blobs: &BlobFetcher, peers: &Peers
     match source {
         Source::Inline(bytes) => Ok(bytes.0.clone()),
         Source::Blob(id) => blobs.get(id, size).await,
-        Source::Peer(source) => peers
-            .fetch(source.sha256, size, &source.holders)
-            .await
-            .map_err(|e| failure(FailureKind::MissingBlob, format!("input {}: {e}", source.sha256))),
+        Source::Peer(source) => {
+            tracing::info!(input = %source.sha256, size, holders = ?source.holders, "fetching a task's input from the workers holding it");
+            peers
+                .fetch(source.sha256, size, &source.holders)
+                .await
+                .map_err(|e| failure(FailureKind::MissingBlob, format!("input {}: {e}", source.sha256)))
+        }
     }
 }
 

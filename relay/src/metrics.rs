@@ -32,6 +32,8 @@ pub struct Metrics {
     /// Canary answers that matched the known answer, and that did not.
     pub canaries_passed: Counter,
     pub canaries_failed: Counter,
+    /// Settled tasks run again because the worker that alone vouched for them was caught.
+    pub rechecks: Counter,
 }
 
 impl Metrics {
@@ -56,6 +58,7 @@ impl Metrics {
             peer_connections_failed: Counter::default(),
             canaries_passed: Counter::default(),
             canaries_failed: Counter::default(),
+            rechecks: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("jobs_submitted", "Jobs accepted through POST /v1/jobs", m.jobs_submitted.clone());
@@ -107,6 +110,11 @@ impl Metrics {
             "canaries_failed",
             "Canary answers that differed from the known answer",
             m.canaries_failed.clone(),
+        );
+        registry.register(
+            "rechecks",
+            "Settled tasks run again because the worker that alone vouched for them was caught",
+            m.rechecks.clone(),
         );
         Metrics { registry, ..m }
     }

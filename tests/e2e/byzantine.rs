@@ -5,7 +5,7 @@ use std::time::Duration;
 use hyphae_node::executor::GpuExecutor;
 use hyphae_proto::SecretKey;
 use hyphae_proto::api::{Check, JobRequest, JobStatus, MatmulCheck};
-use hyphae_tests::harness::{Grid, InProcessWorker, Lying, collatz_job, matmul_job};
+use hyphae_tests::harness::{Grid, InProcessWorker, Lying, Stale, Turncoat, collatz_job, matmul_job};
 
 use crate::support::*;
 
@@ -117,4 +117,65 @@ async fn a_checked_matmul_job_takes_one_result_per_task_and_the_check_refuses_a_
     let workers = client.workers().await.workers;
     let liar_info = workers.iter().find(|w| w.address == liar.address).expect("the liar is connected");
     assert!(liar_info.rejected > 0 && liar_info.accepted == 0, "{liar_info:?}");
+}
+
+/// A lazy worker answers with a stale result instead of computing: its answers disagree with the
+/// honest replicas, are never accepted, and earn nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_worker_returning_stale_results_is_caught_and_earns_nothing() {
+    let grid = Grid::start(&[], 2).await;
+    let client = &grid.client;
+    let lazy = InProcessWorker::start(&grid.relay.url, Stale::new(GpuExecutor::new().unwrap()));
+    client.wait_for_workers(3, Duration::from_secs(60)).await;
+    let (job, inputs) = collatz_job(32, 100, 2, 11);
+    let created = client.submit(&job).await;
+    let info = client.wait(created.id, Duration::from_secs(300)).await;
+    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
+    let results = client.results(created.id).await;
+    assert_collatz_results(&results, &inputs);
+
+    let workers = client.workers().await.workers;
+    let info = workers.iter().find(|w| w.address == lazy.address).expect("the lazy worker is connected");
+    // Its first answer was computed, and may have been right; every stale one after was not.
+    assert!(info.rejected > 0 && info.accepted <= 1, "{info:?}");
+    assert!(client.receipts(lazy.beneficiary).await.len() <= 1);
+}
+
+/// With adaptive replication a trusted worker's tasks often run once. One that turns liar once
+/// trusted gets wrong results accepted until a check catches it; then every result it alone
+/// vouched for is run again by independent workers, and the wrong ones are replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lies_once_trusted_is_caught_and_its_unchecked_results_are_redone() {
+    let args = ["--adaptive-replication", "--trusted-after", "2", "--canary-rate", "0.2"];
+    let grid = Grid::start(&args, 2).await;
+    let client = &grid.client;
+    let turncoat = InProcessWorker::start(&grid.relay.url, Turncoat::new(GpuExecutor::new().unwrap(), 4));
+    client.wait_for_workers(3, Duration::from_secs(60)).await;
+    let (job, inputs) = collatz_job(64, 100, 2, 13);
+    let created = client.submit(&job).await;
+    let info = client.wait(created.id, Duration::from_secs(300)).await;
+    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
+
+    // Checks run after the job finished may still be correcting it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let results = client.results(created.id).await;
+        let wrong = results
+            .tasks
+            .iter()
+            .zip(&inputs)
+            .filter(|(task, input)| {
+                let got: Vec<u32> = hyphae_proto::tensor::u32s(&task.outputs[0].data.0).collect();
+                got != hyphae_shaders::reference::collatz::collatz(input)
+            })
+            .count();
+        if wrong == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{wrong} wrong results were never redone");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let workers = client.workers().await.workers;
+    let info = workers.iter().find(|w| w.address == turncoat.address).expect("the turncoat is connected");
+    assert!(info.rejected > 0 && info.caught_after.is_some_and(|n| n >= 4), "{info:?}");
 }

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use hyphae_proto::Address;
 use hyphae_proto::api::{Stats, TransportStats};
 use hyphae_tests::harness::browser::site_dir;
 use hyphae_tests::harness::{Browser, Client, Lan, NodeProcess, RelayProcess};
@@ -167,29 +166,20 @@ async fn a_holder_killed_mid_transfer_is_planned_around_and_the_request_succeeds
     let mut long = reference().items;
     long.sort_by_key(|item| std::cmp::Reverse(item.tokens));
     long.truncate(4);
-    let addresses: Vec<Address> = nodes.iter().map(NodeProcess::address).collect();
-    let accepted_before = accepted(&client, &addresses).await;
+    const FETCHING: &str = "fetching a task's input from the workers holding it";
+    let fetches_before: Vec<usize> = nodes.iter().map(|n| n.log().matches(FETCHING).count()).collect();
     let kill = async {
-        // With one copy of each task the shards run one after the other. The holder is the
-        // worker whose first-shard result was just accepted; the other fetches its output first
-        // thing once it is leased the second shard.
+        // The worker of the second shard says when it starts fetching the first shard's output;
+        // the other one holds it.
         let started = Instant::now();
-        let holder = loop {
-            let workers = client.workers().await.workers;
-            let state = |h: usize| {
-                let w = workers.iter().find(|w| w.address == addresses[h]);
-                (w.map_or(0, |w| w.accepted), w.is_some_and(|w| w.in_flight > 0))
-            };
-            let holder = (0..2).find(|&h| {
-                let ((done, busy), (_, other_busy)) = (state(h), state(1 - h));
-                done > accepted_before[h] && !busy && other_busy
-            });
-            if let Some(holder) = holder {
-                break holder;
+        let fetcher = loop {
+            if let Some(h) = (0..2).find(|&h| nodes[h].log().matches(FETCHING).count() > fetches_before[h]) {
+                break h;
             }
-            assert!(started.elapsed() < Duration::from_secs(120), "the second shard was never leased: {workers:?}");
+            assert!(started.elapsed() < Duration::from_secs(180), "no worker fetched the second shard's input");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        let holder = 1 - fetcher;
         tokio::time::sleep(Duration::from_secs(1)).await;
         nodes[holder].kill();
         holder
@@ -197,15 +187,12 @@ async fn a_holder_killed_mid_transfer_is_planned_around_and_the_request_succeeds
     let long: Vec<&Item> = long.iter().collect();
     let (holder, _) = tokio::join!(kill, embed_and_check(&client, &long, dimensions));
 
-    let log = nodes[1 - holder].log();
+    let fetcher = 1 - holder;
+    let log = nodes[fetcher].log();
+    let fetch_at = log.match_indices(FETCHING).nth(fetches_before[fetcher]).map_or(0, |(at, _)| at);
+    let since_the_fetch = &log[fetch_at..];
     assert!(
-        log.contains("direct transfer failed"),
+        since_the_fetch.contains("direct transfer failed"),
         "the fetcher's direct transfer did not fail mid-way; its log:\n{log}"
     );
-}
-
-/// How many results of each worker the relay has accepted so far.
-async fn accepted(client: &Client, addresses: &[Address]) -> Vec<u64> {
-    let workers = client.workers().await.workers;
-    addresses.iter().map(|a| workers.iter().find(|w| w.address == *a).map_or(0, |w| w.accepted)).collect()
 }

@@ -47,13 +47,6 @@ use crate::trust::TrustConfig;
 use crate::verify::quorum::{self, Decision};
 use crate::verify::{freivalds, tolerance};
 
-/// Says how many accepted results a worker just caught had vouched for alone.
-fn log_recheck(recheck: &[TaskId]) {
-    if !recheck.is_empty() {
-        tracing::warn!(tasks = ?recheck, "a worker caught returning a wrong result had results accepted on its word alone");
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
     pub lease_timeout: Duration,
@@ -359,7 +352,7 @@ impl Scheduler {
                 state.counters.canaries_failed += 1;
                 state.record_verdicts(known.task, &[], &[(worker, beneficiary)], elapsed_s)
             });
-            log_recheck(&recheck);
+            self.recheck(recheck);
             self.metrics.results_rejected.inc();
             self.metrics.canaries_failed.inc();
             return;
@@ -515,7 +508,7 @@ impl Scheduler {
                 state::Next::Fail(reason) => {
                     let elapsed_s = self.started.elapsed().as_secs();
                     let recheck = self.transition(|state| state.record_verdicts(task, &[], &workers, elapsed_s));
-                    log_recheck(&recheck);
+                    self.recheck(recheck);
                     self.metrics.results_rejected.inc_by(workers.len() as u64);
                     self.fail(task, reason).await;
                     return;
@@ -610,8 +603,10 @@ impl Scheduler {
             .map(|((binding, dtype, _), data)| OutputData { binding, dtype, data })
             .collect();
         let issued_at = crate::unix_ms() / 1000;
+        // A result checked again was paid when first accepted.
         let receipts: Vec<SignedReceipt> = agreeing
             .iter()
+            .filter(|&&i| results[i].paid.is_none())
             .map(|&i| {
                 self.signer.sign(ReceiptPayload {
                     beneficiary: results[i].beneficiary,
@@ -653,7 +648,11 @@ impl Scheduler {
                 outputs,
                 output_sha256: Some(output_sha256),
                 verified_by: accepted.clone(),
-                receipts: receipts.iter().map(|r| r.id()).collect(),
+                receipts: agreeing_first
+                    .iter()
+                    .filter_map(|&i| results[i].paid)
+                    .chain(receipts.iter().map(|r| r.id()))
+                    .collect(),
                 error: None,
                 settled_at: crate::unix_ms(),
             }),
@@ -694,7 +693,7 @@ impl Scheduler {
             }
             (state.settled(task, true, elapsed_s), recheck)
         });
-        log_recheck(&recheck);
+        self.recheck(recheck);
         self.metrics.tasks_verified.inc();
         self.metrics.results_accepted.inc_by(accepted.len() as u64);
         self.metrics.results_rejected.inc_by(rejected.len() as u64);
@@ -703,8 +702,51 @@ impl Scheduler {
         }
     }
 
+    /// Runs again the tasks a worker just caught had vouched for alone (see [`State::recheck`]).
+    fn recheck(&self, tasks: Vec<TaskId>) {
+        if tasks.is_empty() {
+            return;
+        }
+        tracing::warn!(count = tasks.len(), "checking again the results a caught worker alone vouched for");
+        for task in tasks {
+            match self.reopen(task) {
+                Ok(true) => self.metrics.rechecks.inc(),
+                Ok(false) => {}
+                Err(e) => tracing::error!(%task, error = %e, "could not read a task to check it again"),
+            }
+        }
+    }
+
+    /// Reopens a settled kernel task with its stored result as the caught worker's replica.
+    fn reopen(&self, task: TaskId) -> Result<bool, StoreError> {
+        let (Some(record), Some(spec), Some(result)) =
+            (self.store.job(task.job)?, self.store.task(task)?, self.store.result(task)?)
+        else {
+            return Ok(false);
+        };
+        // Matmul-checked results were checked by the relay itself; outputs kept on workers for a
+        // next shard are gone with the request that needed them.
+        let check = self.store.check(task.job)?.map(|c| c.matmul);
+        let rerunnable = matches!(record.work, JobWork::Kernel { .. }) && check.is_none() && !result.outputs.is_empty();
+        let (Some(&worker), Some(&receipt)) = (result.verified_by.first(), result.receipts.first()) else {
+            return Ok(false);
+        };
+        if result.outcome != Outcome::Completed || !rerunnable {
+            return Ok(false);
+        }
+        let beneficiary = self.store.receipt(receipt)?.map_or(worker, |r| r.payload.beneficiary);
+        let answer = Answer::Outputs(result.outputs.into_iter().map(|o| o.data).collect());
+        let stored = state::Replica { worker, beneficiary, answer, paid: Some(receipt) };
+        let shared = shared_of(&record, false, check);
+        Ok(self.transition(|state| state.recheck(shared, Arc::new(spec), stored, Instant::now())))
+    }
+
     /// Fails a task loudly, and with it its job.
     async fn fail(&self, task: TaskId, reason: String) {
+        if self.transition(|state| state.drop_recheck(task, Instant::now())) {
+            tracing::warn!(%task, %reason, "checking a result again reached no verdict; the stored result stands");
+            return;
+        }
         tracing::warn!(%task, %reason, "task failed; failing its job");
         let mut batch = Batch::new();
         batch.push(Op::PutResult {

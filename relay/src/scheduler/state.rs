@@ -12,7 +12,7 @@ use hyphae_proto::frame::{
     AdapterInfo, FailureKind, KernelWork, Platform, ShardWork, Source, TaskAssignment, TaskFailure, ToWorker, Work,
 };
 use hyphae_proto::tensor::Bytes;
-use hyphae_proto::{Address, BlobId, Credits, JobId, LeaseId, Sha256, TaskId};
+use hyphae_proto::{Address, BlobId, Credits, JobId, LeaseId, ReceiptId, Sha256, TaskId};
 use hyphae_shaders::EntryPointInfo;
 use hyphae_shaders::executor::Requirements;
 use rand::rngs::StdRng;
@@ -141,6 +141,9 @@ pub struct Replica {
     pub worker: Address,
     pub beneficiary: Address,
     pub answer: Answer,
+    /// The result accepted before, now checked again: its worker was paid for it already, with
+    /// this receipt.
+    pub paid: Option<ReceiptId>,
 }
 
 /// What a replica answered.
@@ -177,6 +180,9 @@ pub struct TaskState {
     pub hedged: u32,
     /// How long the first replica to come back took: what a straggler is measured against.
     pub first_answer: Option<Duration>,
+    /// A settled task run again because the worker that alone vouched for it was caught: it
+    /// counts nothing towards its job, and its verdict replaces the stored result.
+    pub recheck: bool,
 }
 
 /// What makes two workers independent enough to check each other: not the same beneficiary
@@ -425,10 +431,52 @@ impl State {
                     started: false,
                     hedged: 0,
                     first_answer: None,
+                    recheck: false,
                 },
             );
         }
         self.fill_all(now);
+    }
+
+    /// Opens a settled task again: its stored result stays as the replica of the worker that
+    /// alone vouched for it (now a suspect, so without a vote), and the job's full redundancy of
+    /// independent workers decide. False when the task is live already.
+    pub fn recheck(&mut self, job: Arc<JobShared>, spec: Arc<TaskRecord>, stored: Replica, now: Instant) -> bool {
+        let id = TaskId { job: job.id, index: spec.index };
+        if self.tasks.contains_key(&id) {
+            return false;
+        }
+        let owner = match self.workers.get(&stored.worker) {
+            Some(worker) => worker.owner(),
+            None => Owner { beneficiary: stored.beneficiary, ip: None, class: Default::default() },
+        };
+        let needs = placement::requirements(&job.work, &spec);
+        let redundancy = job.redundancy.max(2);
+        for _ in 0..redundancy {
+            self.queue.push_back(id, now);
+        }
+        self.tasks.insert(
+            id,
+            TaskState {
+                job,
+                spec,
+                needs,
+                target: redundancy + 1,
+                in_flight: 0,
+                required: redundancy,
+                tried: vec![stored.worker],
+                owners: vec![owner],
+                results: vec![stored],
+                failures: Vec::new(),
+                phase: Phase::Open,
+                started: true,
+                hedged: 0,
+                first_answer: None,
+                recheck: true,
+            },
+        );
+        self.fill_all(now);
+        true
     }
 
     pub fn add_worker(&mut self, address: Address, worker: Worker, now: Instant) {
@@ -552,7 +600,15 @@ impl State {
             }
         }
         let (job, spec) = (task.job.clone(), task.spec.clone());
-        let deadline = now + self.lease_timeout;
+        // A worker that must first download a shard's weights gets the time to, at 1 MiB/s.
+        let download = match &job.work {
+            JobWork::Shard { weights, weights_size, .. } if !self.workers[&address].warm.contains(weights) => {
+                Duration::from_secs(weights_size >> 20)
+            }
+            _ => Duration::ZERO,
+        };
+        let lease_time = self.lease_timeout + download;
+        let deadline = now + lease_time;
         let lease =
             self.leases.issue(Lease { task: entry.task, worker: address, issued: now, deadline, canary: false });
         if first_start && let Some(active) = self.jobs.get_mut(&entry.task.job) {
@@ -575,7 +631,7 @@ impl State {
             }
             worker.shards.insert((model.clone(), shard.index, shard.count));
         }
-        let dispatch = Dispatch { lease, job, spec, deadline_ms: self.lease_timeout.as_millis() as u64, weight_peers };
+        let dispatch = Dispatch { lease, job, spec, deadline_ms: lease_time.as_millis() as u64, weight_peers };
         if worker.tx.try_send(Outbound::Task(dispatch)).is_err() {
             self.broken.push(address);
             return false;
@@ -689,7 +745,7 @@ impl State {
             let task = self.tasks.get_mut(&id)?;
             task.in_flight -= 1;
             task.first_answer.get_or_insert(now.saturating_duration_since(issued));
-            task.results.push(Replica { worker: address, beneficiary, answer });
+            task.results.push(Replica { worker: address, beneficiary, answer, paid: None });
             // Judged as soon as a quorum is possible, even with replicas still out: a slow
             // worker does not hold up a result its faster peers already agree on.
             if task.phase == Phase::Open && task.results.len() as u32 >= task.required {
@@ -840,7 +896,9 @@ impl State {
             for _ in 0..t.target {
                 self.queue.push_front(task, now);
             }
-            if let Some(job) = self.jobs.get_mut(&task.job) {
+            if !t.recheck
+                && let Some(job) = self.jobs.get_mut(&task.job)
+            {
                 job.settling -= 1;
             }
             self.fill_all(now);
@@ -854,7 +912,9 @@ impl State {
         t.phase = Phase::Settling;
         let outstanding = t.in_flight > 0;
         t.in_flight = 0;
-        if let Some(job) = self.jobs.get_mut(&task.job) {
+        if !t.recheck
+            && let Some(job) = self.jobs.get_mut(&task.job)
+        {
             job.settling += 1;
         }
         if outstanding {
@@ -900,6 +960,9 @@ impl State {
     /// this finished the job, for the caller to commit.
     pub fn settled(&mut self, task: TaskId, completed: bool, elapsed_s: u64) -> Option<JobRecord> {
         let t = self.tasks.remove(&task)?;
+        if t.recheck {
+            return None;
+        }
         let job = self.jobs.get_mut(&task.job)?;
         job.settling -= 1;
         if t.started {
@@ -926,6 +989,24 @@ impl State {
             return Some(record);
         }
         None
+    }
+
+    /// Gives up checking a settled task again (no quorum could be had): its stored result stands.
+    /// False when `task` is not such a check.
+    pub fn drop_recheck(&mut self, task: TaskId, now: Instant) -> bool {
+        if !self.tasks.get(&task).is_some_and(|t| t.recheck) {
+            return false;
+        }
+        self.tasks.remove(&task);
+        self.queue.retain(|id| *id != task);
+        for (lease, l) in self.leases.take_where(|l| l.task == task && !l.canary) {
+            if let Some(w) = self.workers.get_mut(&l.worker) {
+                w.in_flight = w.in_flight.saturating_sub(1);
+            }
+            self.send(l.worker, ToWorker::Cancel { lease }, now);
+        }
+        self.fill_all(now);
+        true
     }
 
     /// Fails a whole job because one of its tasks failed: nothing more of it is run. Returns the

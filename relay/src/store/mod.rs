@@ -120,6 +120,7 @@ pub trait Store: Send + Sync + 'static {
     fn jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     fn check(&self, job: JobId) -> Result<Option<CheckRecord>, StoreError>;
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;
+    fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError>;
     fn result(&self, task: TaskId) -> Result<Option<ResultRecord>, StoreError>;
     /// Settled tasks of a job with index in `[from, from + limit)`.
     fn results(&self, job: JobId, from: u32, limit: u32) -> Result<Vec<(u32, ResultRecord)>, StoreError>;

@@ -263,6 +263,10 @@ impl Store for SledStore {
         self.scan("task", &key(TASK, &[&job.0]))
     }
 
+    fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        self.get("task", &task_key(TASK, task))
+    }
+
     fn result(&self, task: TaskId) -> Result<Option<ResultRecord>, StoreError> {
         self.get("result", &task_key(RESULT, task))
     }

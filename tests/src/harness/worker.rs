@@ -7,7 +7,7 @@ use futures::channel::mpsc;
 use hyphae_node::blobs::BlobCache;
 use hyphae_node::executor::{Execute, GpuExecutor, PreparedTask};
 use hyphae_node::{ControlHandle, Event, Throttle, WorkerConfig};
-use hyphae_proto::frame::{AdapterInfo, Platform, TaskFailure};
+use hyphae_proto::frame::{Access, AdapterInfo, Platform, TaskFailure};
 use hyphae_proto::{Address, SecretKey};
 use tokio::sync::oneshot;
 
@@ -29,6 +29,79 @@ impl Execute for Lying {
         let mut outputs = self.0.execute(task).await?;
         for output in &mut outputs {
             perturb(output);
+        }
+        Ok(outputs)
+    }
+}
+
+/// Test code only: a lazy worker. It computes its first task, then answers every later task of
+/// the same output shape with that first result, as a worker skipping the work would.
+pub struct Stale {
+    pub executor: GpuExecutor,
+    first: std::sync::Mutex<Option<Vec<Vec<u8>>>>,
+}
+
+impl Stale {
+    pub fn new(executor: GpuExecutor) -> Stale {
+        Stale { executor, first: std::sync::Mutex::new(None) }
+    }
+}
+
+impl Execute for Stale {
+    fn adapter(&self) -> AdapterInfo {
+        self.executor.adapter()
+    }
+
+    fn holds(&self, id: &hyphae_proto::BlobId) -> bool {
+        self.executor.holds(id)
+    }
+
+    async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure> {
+        let remembered = self.first.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let sizes: Vec<u64> = match &task {
+            PreparedTask::Kernel(k) => {
+                k.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.size).collect()
+            }
+            PreparedTask::Shard(s) => vec![s.output_size],
+        };
+        if let Some(first) = remembered.filter(|first| first.iter().map(|o| o.len() as u64).eq(sizes.iter().copied())) {
+            return Ok(first);
+        }
+        let outputs = self.executor.execute(task).await?;
+        *self.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(outputs.clone());
+        Ok(outputs)
+    }
+}
+
+/// Test code only: honest for its first `honest_for` tasks, long enough to be trusted, then lying
+/// the way [`Lying`] does.
+pub struct Turncoat {
+    pub executor: GpuExecutor,
+    pub honest_for: usize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl Turncoat {
+    pub fn new(executor: GpuExecutor, honest_for: usize) -> Turncoat {
+        Turncoat { executor, honest_for, done: Default::default() }
+    }
+}
+
+impl Execute for Turncoat {
+    fn adapter(&self) -> AdapterInfo {
+        self.executor.adapter()
+    }
+
+    fn holds(&self, id: &hyphae_proto::BlobId) -> bool {
+        self.executor.holds(id)
+    }
+
+    async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure> {
+        let mut outputs = self.executor.execute(task).await?;
+        if self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= self.honest_for {
+            for output in &mut outputs {
+                perturb(output);
+            }
         }
         Ok(outputs)
     }
