@@ -146,12 +146,13 @@ async fn a_lazy_worker_returning_stale_results_is_caught_and_earns_nothing() {
 /// vouched for is run again by independent workers, and the wrong ones are replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_lies_once_trusted_is_caught_and_its_unchecked_results_are_redone() {
-    let args = ["--adaptive-replication", "--trusted-after", "2", "--canary-rate", "0.2"];
+    // No canaries: the turncoat is caught by a random check of its own tasks.
+    let args = ["--adaptive-replication", "--trusted-after", "2", "--canary-rate", "0"];
     let grid = Grid::start(&args, 2).await;
     let client = &grid.client;
     let turncoat = InProcessWorker::start(&grid.relay.url, Turncoat::new(GpuExecutor::new().unwrap(), 4));
     client.wait_for_workers(3, Duration::from_secs(60)).await;
-    let (job, inputs) = collatz_job(64, 100, 2, 13);
+    let (job, inputs) = collatz_job(160, 64, 2, 13);
     let created = client.submit(&job).await;
     let info = client.wait(created.id, Duration::from_secs(300)).await;
     assert_eq!(info.status, JobStatus::Completed, "{info:?}");
@@ -177,5 +178,5 @@ async fn a_worker_that_lies_once_trusted_is_caught_and_its_unchecked_results_are
     }
     let workers = client.workers().await.workers;
     let info = workers.iter().find(|w| w.address == turncoat.address).expect("the turncoat is connected");
-    assert!(info.rejected > 0 && info.caught_after.is_some_and(|n| n >= 4), "{info:?}");
+    assert!(info.rejected > 0 && info.caught_after.is_some(), "{info:?}");
 }

@@ -710,7 +710,9 @@ impl Scheduler {
         tracing::warn!(count = tasks.len(), "checking again the results a caught worker alone vouched for");
         for task in tasks {
             match self.reopen(task) {
-                Ok(true) => self.metrics.rechecks.inc(),
+                Ok(true) => {
+                    self.metrics.rechecks.inc();
+                }
                 Ok(false) => {}
                 Err(e) => tracing::error!(%task, error = %e, "could not read a task to check it again"),
             }
