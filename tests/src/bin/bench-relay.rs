@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use hyphae_proto::SecretKey;
 use hyphae_proto::frame::ToWorker;
-use hyphae_relay::{Config, Relay};
 use hyphae_tests::harness::sim;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
@@ -72,17 +71,8 @@ fn available_cores() -> usize {
 }
 
 async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
-    let dir = tempfile::tempdir()?;
-    let mut config = Config::new("127.0.0.1:0".parse()?, dir.path().to_owned());
-    config.scheduler.max_in_flight = 1;
-    let relay = Relay::start(config).await?;
-    let addr = relay.local_addr();
-    let state = relay.state().clone();
-    let api_key = sim::bench_api_key(&state).await?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(relay.serve(async {
-        let _ = stop_rx.await;
-    }));
+    let relay = sim::InProcessRelay::start(|_| {}).await?;
+    let (addr, state, api_key) = (relay.addr, relay.state.clone(), relay.api_key);
 
     let stop = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
@@ -147,8 +137,7 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
     for h in handles {
         h.abort();
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    relay.stop().await;
     Ok(run)
 }
 

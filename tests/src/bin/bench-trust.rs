@@ -22,8 +22,8 @@ use hyphae_proto::api::JobStatus;
 use hyphae_proto::frame::{ToRelay, ToWorker};
 use hyphae_proto::tensor::u32s;
 use hyphae_proto::{Address, JobId, SecretKey};
+use hyphae_relay::AppState;
 use hyphae_relay::store::records::Outcome;
-use hyphae_relay::{AppState, Config, Relay};
 use hyphae_tests::harness::sim;
 use rand::Rng;
 use tokio_tungstenite::tungstenite::Message;
@@ -128,18 +128,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(scenario: &Scenario) -> anyhow::Result<Outcomes> {
-    let dir = tempfile::tempdir()?;
-    let mut config = Config::new("127.0.0.1:0".parse()?, dir.path().to_owned());
-    config.scheduler.max_in_flight = 1;
-    config.scheduler.trust.adaptive = true;
-    let relay = Relay::start(config).await?;
-    let addr = relay.local_addr();
-    let state = relay.state().clone();
-    let api_key = sim::bench_api_key(&state).await?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(relay.serve(async {
-        let _ = stop_rx.await;
-    }));
+    let relay = sim::InProcessRelay::start(|config| config.scheduler.trust.adaptive = true).await?;
+    let (addr, state, api_key) = (relay.addr, relay.state.clone(), relay.api_key);
 
     let bad = (WORKERS as f64 * scenario.share).round() as usize;
     let results = Arc::new(AtomicU64::new(0));
@@ -202,8 +192,7 @@ async fn run(scenario: &Scenario) -> anyhow::Result<Outcomes> {
     for handle in handles {
         handle.abort();
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    relay.stop().await;
     let scenario_name = if scenario.behaviour == Behaviour::Honest {
         "none".to_owned()
     } else {

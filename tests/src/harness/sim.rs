@@ -10,9 +10,9 @@ use hyphae_proto::frame::{
 };
 use hyphae_proto::tensor::{Bytes, Data, to_bytes};
 use hyphae_proto::{Credits, Dtype, PROTOCOL_VERSION, SecretKey, Sha256};
-use hyphae_relay::AppState;
 use hyphae_relay::store::records::ApiKeyRecord;
 use hyphae_relay::store::{Batch, Op, key_account};
+use hyphae_relay::{AppState, Config, Relay};
 use tokio_tungstenite::tungstenite::Message;
 
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -22,8 +22,46 @@ pub const SHADER: &str = "@group(0) @binding(0) var<storage, read> a: array<u32>
 @group(0) @binding(1) var<storage, read_write> b: array<u32>;
 @compute @workgroup_size(1) fn main() { b[0] = a[0] + 1u; }";
 
+/// A relay in this process, on a loopback port and a fresh data directory, serving until dropped.
+pub struct InProcessRelay {
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    /// An API key with a balance no run can exhaust.
+    pub api_key: &'static str,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessRelay {
+    /// Each worker holds one task at a time; `configure` changes the rest.
+    pub async fn start(configure: impl FnOnce(&mut Config)) -> anyhow::Result<InProcessRelay> {
+        let dir = tempfile::tempdir()?;
+        let mut config = Config::new("127.0.0.1:0".parse()?, dir.path().to_owned());
+        config.scheduler.max_in_flight = 1;
+        configure(&mut config);
+        let relay = Relay::start(config).await?;
+        let addr = relay.local_addr();
+        let state = relay.state().clone();
+        let api_key = bench_api_key(&state).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(relay.serve(async {
+            let _ = stopped.await;
+        }));
+        Ok(InProcessRelay { addr, state, api_key, stop: Some(stop), server, _dir: dir })
+    }
+
+    /// Stops serving and waits for the relay to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
 /// The API key benchmarks submit with, created with a balance no run can exhaust.
-pub async fn bench_api_key(state: &AppState) -> anyhow::Result<&'static str> {
+async fn bench_api_key(state: &AppState) -> anyhow::Result<&'static str> {
     const KEY: &str = "hyk_bench";
     let hash = Sha256::of(KEY.as_bytes());
     let account = key_account(&hash);
