@@ -702,14 +702,19 @@ impl Scheduler {
         }
     }
 
+    /// Settled tasks being checked again now.
+    pub fn rechecks_open(&self) -> usize {
+        self.lock().tasks.values().filter(|t| t.recheck).count()
+    }
+
     /// Runs again the tasks a worker just caught had vouched for alone (see [`State::recheck`]).
-    fn recheck(&self, tasks: Vec<TaskId>) {
+    fn recheck(&self, tasks: Vec<(TaskId, Address)>) {
         if tasks.is_empty() {
             return;
         }
-        tracing::warn!(count = tasks.len(), "checking again the results a caught worker alone vouched for");
-        for task in tasks {
-            match self.reopen(task) {
+        tracing::warn!(count = tasks.len(), "checking again the results a caught worker vouched for");
+        for (task, caught) in tasks {
+            match self.reopen(task, caught) {
                 Ok(true) => {
                     self.metrics.rechecks.inc();
                 }
@@ -719,8 +724,9 @@ impl Scheduler {
         }
     }
 
-    /// Reopens a settled kernel task with its stored result as the caught worker's replica.
-    fn reopen(&self, task: TaskId) -> Result<bool, StoreError> {
+    /// Reopens a settled kernel task with its stored result as the replica of `caught`, the
+    /// worker caught since; none of the workers who vouched for it takes part again.
+    fn reopen(&self, task: TaskId, caught: Address) -> Result<bool, StoreError> {
         let (Some(record), Some(spec), Some(result)) =
             (self.store.job(task.job)?, self.store.task(task)?, self.store.result(task)?)
         else {
@@ -730,17 +736,22 @@ impl Scheduler {
         // next shard are gone with the request that needed them.
         let check = self.store.check(task.job)?.map(|c| c.matmul);
         let rerunnable = matches!(record.work, JobWork::Kernel { .. }) && check.is_none() && !result.outputs.is_empty();
-        let (Some(&worker), Some(&receipt)) = (result.verified_by.first(), result.receipts.first()) else {
-            return Ok(false);
-        };
-        if result.outcome != Outcome::Completed || !rerunnable {
+        if result.outcome != Outcome::Completed || !rerunnable || !result.verified_by.contains(&caught) {
             return Ok(false);
         }
-        let beneficiary = self.store.receipt(receipt)?.map_or(worker, |r| r.payload.beneficiary);
+        let mut paid = None;
+        for id in &result.receipts {
+            if let Some(receipt) = self.store.receipt(*id)?.filter(|r| r.payload.worker == caught) {
+                paid = Some(receipt);
+                break;
+            }
+        }
+        let beneficiary = paid.as_ref().map_or(caught, |r| r.payload.beneficiary);
         let answer = Answer::Outputs(result.outputs.into_iter().map(|o| o.data).collect());
-        let stored = state::Replica { worker, beneficiary, answer, paid: Some(receipt) };
+        let stored = state::Replica { worker: caught, beneficiary, answer, paid: paid.map(|r| r.id()) };
         let shared = shared_of(&record, false, check);
-        Ok(self.transition(|state| state.recheck(shared, Arc::new(spec), stored, Instant::now())))
+        let vouchers = result.verified_by;
+        Ok(self.transition(|state| state.recheck(shared, Arc::new(spec), stored, &vouchers, Instant::now())))
     }
 
     /// Fails a task loudly, and with it its job.

@@ -438,18 +438,25 @@ impl State {
         self.fill_all(now);
     }
 
-    /// Opens a settled task again: its stored result stays as the replica of the worker that
-    /// alone vouched for it (now a suspect, so without a vote), and the job's full redundancy of
-    /// independent workers decide. False when the task is live already.
-    pub fn recheck(&mut self, job: Arc<JobShared>, spec: Arc<TaskRecord>, stored: Replica, now: Instant) -> bool {
+    /// Opens a settled task again: its stored result stays as the replica of the caught worker
+    /// (now a suspect, so without a vote), and the job's full redundancy of workers independent of
+    /// every one of its `vouchers` decide. False when the task is live already.
+    pub fn recheck(
+        &mut self,
+        job: Arc<JobShared>,
+        spec: Arc<TaskRecord>,
+        stored: Replica,
+        vouchers: &[Address],
+        now: Instant,
+    ) -> bool {
         let id = TaskId { job: job.id, index: spec.index };
         if self.tasks.contains_key(&id) {
             return false;
         }
-        let owner = match self.workers.get(&stored.worker) {
-            Some(worker) => worker.owner(),
-            None => Owner { beneficiary: stored.beneficiary, ip: None, class: Default::default() },
-        };
+        let mut owners: Vec<Owner> = vouchers.iter().filter_map(|v| self.workers.get(v).map(Worker::owner)).collect();
+        if !vouchers.iter().any(|v| self.workers.contains_key(v) && *v == stored.worker) {
+            owners.push(Owner { beneficiary: stored.beneficiary, ip: None, class: Default::default() });
+        }
         let needs = placement::requirements(&job.work, &spec);
         let redundancy = job.redundancy.max(2);
         for _ in 0..redundancy {
@@ -464,8 +471,8 @@ impl State {
                 target: redundancy + 1,
                 in_flight: 0,
                 required: redundancy,
-                tried: vec![stored.worker],
-                owners: vec![owner],
+                tried: vouchers.to_vec(),
+                owners,
                 results: vec![stored],
                 failures: Vec::new(),
                 phase: Phase::Open,
@@ -929,27 +936,23 @@ impl State {
     }
 
     /// Updates the standing of the workers behind a verdict on `task`: `accepted` and `rejected`
-    /// as (worker, beneficiary). Returns the tasks accepted earlier on the word of a worker now
-    /// caught alone, to be checked again.
+    /// as (worker, beneficiary). Returns the tasks whose accepted result a worker now caught had
+    /// returned, with that worker, to be checked again.
     pub fn record_verdicts(
         &mut self,
         task: TaskId,
         accepted: &[(Address, Address)],
         rejected: &[(Address, Address)],
         elapsed_s: u64,
-    ) -> Vec<TaskId> {
+    ) -> Vec<(TaskId, Address)> {
         self.counters.history.rejected(elapsed_s, rejected.len() as u32);
         for &(worker, beneficiary) in accepted {
             self.trust.valid(worker, beneficiary);
-        }
-        if let [(worker, _)] = accepted
-            && rejected.is_empty()
-        {
-            self.trust.accepted_unchecked(*worker, task);
+            self.trust.vouched(worker, task);
         }
         let mut recheck = Vec::new();
         for &(worker, beneficiary) in rejected {
-            recheck.extend(self.trust.invalid(worker, beneficiary));
+            recheck.extend(self.trust.invalid(worker, beneficiary).into_iter().map(|task| (task, worker)));
         }
         self.counters.results_accepted += accepted.len() as u64;
         self.counters.results_rejected += rejected.len() as u64;

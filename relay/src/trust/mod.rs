@@ -32,9 +32,10 @@ pub struct TrustConfig {
     /// Replication never drops below this probability, however long the record: a worker that
     /// turns can never count on going unchecked.
     pub min_check: f64,
-    /// How many of a worker's latest results accepted on its word alone are kept to be checked
-    /// again if it is caught.
-    pub remember_unchecked: usize,
+    /// How many of a worker's latest accepted results are kept, to be checked again if it is
+    /// caught: those accepted on its word alone, and those it agreed on with a partner who may
+    /// be colluding.
+    pub remember_vouched: usize,
     /// Leases a worker starts with, and the least it falls to.
     pub quota_floor: u32,
     /// The share of dispatches that are canaries (tasks whose answer the relay knows), while
@@ -48,7 +49,7 @@ impl Default for TrustConfig {
             adaptive: false,
             trusted_after: 10,
             min_check: 0.05,
-            remember_unchecked: 32,
+            remember_vouched: 32,
             quota_floor: 2,
             canary_rate: 0.02,
         }
@@ -125,23 +126,23 @@ impl Trust {
     }
 
     /// A result of `worker` was wrong. Its trust and its beneficiary's start over, and the
-    /// results accepted on its word alone are handed back to be checked again.
+    /// results it vouched for lately are handed back to be checked again.
     pub fn invalid(&mut self, worker: Address, beneficiary: Address) -> Vec<TaskId> {
         self.beneficiaries.entry(beneficiary).or_default().invalid();
         let standing = self.workers.entry(worker).or_default();
         standing.invalid();
-        standing.unchecked.drain(..).collect()
+        standing.vouched.drain(..).collect()
     }
 
-    /// `task` was accepted on `worker`'s result alone.
-    pub fn accepted_unchecked(&mut self, worker: Address, task: TaskId) {
-        let keep = self.config.remember_unchecked;
-        let unchecked = &mut self.workers.entry(worker).or_default().unchecked;
-        if unchecked.len() == keep {
-            unchecked.pop_front();
+    /// `worker`'s result for `task` was accepted.
+    pub fn vouched(&mut self, worker: Address, task: TaskId) {
+        let keep = self.config.remember_vouched;
+        let vouched = &mut self.workers.entry(worker).or_default().vouched;
+        if vouched.len() == keep {
+            vouched.pop_front();
         }
         if keep > 0 {
-            unchecked.push_back(task);
+            vouched.push_back(task);
         }
     }
 }
@@ -188,12 +189,12 @@ mod tests {
     }
 
     #[test]
-    fn one_wrong_result_resets_trust_and_returns_what_it_alone_vouched_for() {
+    fn one_wrong_result_resets_trust_and_returns_what_it_vouched_for() {
         let mut trust = adaptive();
         let (w, b) = (address(), address());
         for i in 0..20 {
             trust.valid(w, b);
-            trust.accepted_unchecked(w, task(i));
+            trust.vouched(w, task(i));
         }
         assert_eq!(trust.record(&w, &b), 20);
         let recheck = trust.invalid(w, b);
@@ -242,11 +243,11 @@ mod tests {
     }
 
     #[test]
-    fn only_the_latest_unchecked_results_are_remembered() {
-        let mut trust = Trust::new(TrustConfig { remember_unchecked: 3, ..TrustConfig::default() });
+    fn only_the_latest_vouched_results_are_remembered() {
+        let mut trust = Trust::new(TrustConfig { remember_vouched: 3, ..TrustConfig::default() });
         let (w, b) = (address(), address());
         for i in 0..5 {
-            trust.accepted_unchecked(w, task(i));
+            trust.vouched(w, task(i));
         }
         assert_eq!(trust.invalid(w, b), vec![task(2), task(3), task(4)]);
     }

@@ -12,8 +12,8 @@ pub struct Standing {
     pub consecutive_valid: u64,
     /// Valid results it had when first caught with a wrong one.
     pub caught_after: Option<u64>,
-    /// The latest tasks accepted on this worker's result alone (workers only).
-    pub unchecked: VecDeque<TaskId>,
+    /// The latest tasks whose accepted result this worker returned (workers only).
+    pub vouched: VecDeque<TaskId>,
 }
 
 impl Standing {

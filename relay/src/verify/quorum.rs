@@ -1,6 +1,8 @@
 //! The quorum rule: accept a result once at least `redundancy` workers agree on it and they
-//! outnumber all other replicas together; otherwise ask one more worker, up to a cap, then fail
-//! the task loudly rather than guess.
+//! outnumber every group agreeing on another answer; otherwise ask one more worker, up to a cap,
+//! then fail the task loudly rather than guess. Wrong answers that disagree with each other (noise,
+//! stale results) are no group: three of them do not outvote two workers that agree, while two
+//! colluders agreeing on one wrong answer tie two honest workers and call for another.
 
 /// What to do with a task whose outstanding replicas have all answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +43,9 @@ pub fn decide(n: usize, rule: Rule, mut matches: impl FnMut(usize, usize) -> boo
         }
     }
     if let Some((canonical, agreeing)) = best {
-        let others = n - agreeing.len();
-        if agreeing.len() >= rule.redundancy as usize && agreeing.len() > others {
+        let rest: Vec<usize> = (0..n).filter(|j| !agreeing.contains(j)).collect();
+        let rival = rest.iter().map(|&j| rest.iter().filter(|&&k| k == j || matches(j, k)).count()).max().unwrap_or(0);
+        if agreeing.len() >= rule.redundancy as usize && agreeing.len() > rival {
             return Decision::Accept { canonical, agreeing };
         }
     }
@@ -78,6 +81,13 @@ mod tests {
     fn a_tie_between_two_pairs_is_not_a_majority() {
         assert_eq!(decide_values(&[1, 2, 1, 2], 2), Decision::OneMore);
         assert_eq!(decide_values(&[1, 2, 1, 2, 2], 2), Decision::Accept { canonical: 1, agreeing: vec![1, 3, 4] });
+    }
+
+    #[test]
+    fn scattered_wrong_answers_do_not_outvote_two_that_agree() {
+        assert_eq!(decide_values(&[7, 1, 2, 7], 2), Decision::Accept { canonical: 0, agreeing: vec![0, 3] });
+        // A group agreeing on another answer does.
+        assert_eq!(decide_values(&[7, 1, 1, 7], 2), Decision::OneMore);
     }
 
     #[test]
