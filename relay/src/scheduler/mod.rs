@@ -626,7 +626,10 @@ impl Scheduler {
         agreeing_first.sort_by_key(|&i| !matches!(results[i].answer, Answer::Digest(d) if d == output_sha256));
         let accepted: Vec<Address> = agreeing_first.iter().map(|&i| results[i].worker).collect();
         let standing = |i: usize| (results[i].worker, results[i].beneficiary);
-        let vouched: Vec<(Address, Address)> = agreeing_first.iter().map(|&i| standing(i)).collect();
+        // A result checked again earns its worker no new standing when it holds up: it was
+        // counted when first accepted, and a caught worker must earn trust back with new work.
+        let vouched: Vec<(Address, Address)> =
+            agreeing_first.iter().filter(|&&i| results[i].paid.is_none()).map(|&i| standing(i)).collect();
         let refuted: Vec<(Address, Address)> =
             (0..results.len()).filter(|i| !agreeing.contains(i)).map(standing).collect();
         let rejected: Vec<Address> = refuted.iter().map(|(worker, _)| *worker).collect();
