@@ -336,6 +336,29 @@ impl Scheduler {
     /// Compares a canary's answer with the known one: a match is paid like any verified result
     /// (the worker did the work, and must not learn which tasks were canaries by going unpaid);
     /// a mismatch costs the worker and its beneficiary their trust.
+    /// The signed receipt paying `worker`'s verified result for `task` to `beneficiary`.
+    fn receipt(
+        &self,
+        job: &JobShared,
+        task: TaskId,
+        output_sha256: hyphae_proto::Sha256,
+        worker: Address,
+        beneficiary: Address,
+        issued_at: u64,
+    ) -> SignedReceipt {
+        self.signer.sign(ReceiptPayload {
+            beneficiary,
+            credits: job.credits_per_task,
+            issued_at,
+            job: job.id,
+            output_sha256,
+            relay: self.signer.address(),
+            task,
+            v: ReceiptPayload::VERSION,
+            worker,
+        })
+    }
+
     async fn check_canary(&self, check: CanaryCheck) {
         let CanaryCheck { worker, beneficiary, known, answer } = check;
         let dtypes: Vec<_> = known.spec.outputs().into_iter().map(|(_, dtype, _)| dtype).collect();
@@ -358,17 +381,7 @@ impl Scheduler {
             return;
         }
         let output_sha256 = hyphae_proto::frame::outputs_sha256(known.outputs.iter().map(|o| o.0.as_slice()));
-        let receipt = self.signer.sign(ReceiptPayload {
-            beneficiary,
-            credits: known.job.credits_per_task,
-            issued_at: crate::unix_ms() / 1000,
-            job: known.job.id,
-            output_sha256,
-            relay: self.signer.address(),
-            task: known.task,
-            v: ReceiptPayload::VERSION,
-            worker,
-        });
+        let receipt = self.receipt(&known.job, known.task, output_sha256, worker, beneficiary, crate::unix_ms() / 1000);
         let mut batch = Batch::new();
         batch.push(Op::PutReceipt(Box::new(receipt.clone())));
         batch.push(Op::Credit { account: beneficiary, amount: receipt.payload.credits, tasks: 1 });
@@ -607,19 +620,7 @@ impl Scheduler {
         let receipts: Vec<SignedReceipt> = agreeing
             .iter()
             .filter(|&&i| results[i].paid.is_none())
-            .map(|&i| {
-                self.signer.sign(ReceiptPayload {
-                    beneficiary: results[i].beneficiary,
-                    credits: job.credits_per_task,
-                    issued_at,
-                    job: job.id,
-                    output_sha256,
-                    relay: self.signer.address(),
-                    task,
-                    v: ReceiptPayload::VERSION,
-                    worker: results[i].worker,
-                })
-            })
+            .map(|&i| self.receipt(job, task, output_sha256, results[i].worker, results[i].beneficiary, issued_at))
             .collect();
         // Workers holding exactly the canonical bytes first: they are the next shard's sources.
         let mut agreeing_first = agreeing.clone();
