@@ -16,6 +16,8 @@ pub struct Metrics {
     pub results_accepted: Counter,
     pub results_rejected: Counter,
     pub leases_expired: Counter,
+    /// Extra replicas given to idle workers because a replica straggled.
+    pub tasks_hedged: Counter,
     pub worker_connections: Counter,
     pub worker_protocol_errors: Counter,
     pub workers_online: Gauge,
@@ -47,6 +49,7 @@ impl Metrics {
             results_accepted: Counter::default(),
             results_rejected: Counter::default(),
             leases_expired: Counter::default(),
+            tasks_hedged: Counter::default(),
             worker_connections: Counter::default(),
             worker_protocol_errors: Counter::default(),
             workers_online: Gauge::default(),
@@ -76,6 +79,11 @@ impl Metrics {
             m.results_rejected.clone(),
         );
         registry.register("leases_expired", "Leases that passed their deadline", m.leases_expired.clone());
+        registry.register(
+            "tasks_hedged",
+            "Extra replicas given to idle workers because a replica straggled",
+            m.tasks_hedged.clone(),
+        );
         registry.register("worker_connections", "Worker logins accepted", m.worker_connections.clone());
         registry.register(
             "worker_protocol_errors",

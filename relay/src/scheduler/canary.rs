@@ -4,8 +4,9 @@
 //! relay knows the answer, so a worker that lies on a canary is caught on its own, with no honest
 //! replica needing to be outvoted, and a pair colluding on the same wrong answer is caught too.
 //!
-//! Known answers come from tasks accepted by at least two agreeing, independent workers, with
-//! their outputs in the relay's hands (not kept on workers for a next shard) and small.
+//! Known answers come from tasks the relay checked itself (Freivalds), or accepted by at least two
+//! agreeing, independent workers, with their outputs in the relay's hands (not kept on workers
+//! for a next shard) and small.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -60,7 +61,8 @@ impl Canaries {
         vouched: Vec<Owner>,
     ) {
         let size: usize = outputs.iter().map(|o| o.0.len()).sum();
-        if job.hand_off || vouched.len() < 2 || size > MAX_ANSWER_BYTES {
+        let checked = job.check.is_some();
+        if job.hand_off || (vouched.len() < 2 && !checked) || size > MAX_ANSWER_BYTES {
             return;
         }
         if self.known.len() == KEPT {

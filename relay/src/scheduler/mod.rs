@@ -438,16 +438,16 @@ impl Scheduler {
         loop {
             tick.tick().await;
             let hedge_after = self.config.hedge_after;
-            let expired = self.transition(|state| {
+            let (expired, hedged) = self.transition(|state| {
                 let now = Instant::now();
                 let expired = state.expire(now);
                 state.pairs.prune(now);
-                state.hedge(now, hedge_after, |redundancy| quorum::Rule::for_redundancy(redundancy).max_replicas);
-                expired
+                let hedged =
+                    state.hedge(now, hedge_after, |redundancy| quorum::Rule::for_redundancy(redundancy).max_replicas);
+                (expired, hedged)
             });
-            if expired > 0 {
-                self.metrics.leases_expired.inc_by(expired as u64);
-            }
+            self.metrics.leases_expired.inc_by(expired as u64);
+            self.metrics.tasks_hedged.inc_by(hedged as u64);
         }
     }
 
@@ -461,35 +461,18 @@ impl Scheduler {
                 redundancy: required,
                 max_replicas: quorum::Rule::for_redundancy(job.redundancy).max_replicas,
             };
-            // Workers caught lying earlier (suspects) do not vote: the quorum is reached among
-            // the others, and a suspect's result is then judged like any against the outcome. Two
-            // colluders agreeing on a wrong answer so never outvote one honest worker.
-            let suspects: Vec<bool> = self
-                .transition(|state| results.iter().map(|r| state.trust.suspect(&r.worker, &r.beneficiary)).collect());
+            let voters: Vec<quorum::Voter> = self.transition(|state| {
+                let voter = |r: &state::Replica| quorum::Voter {
+                    suspect: state.trust.suspect(&r.worker, &r.beneficiary),
+                    trusted: state.trust.trusted(&r.worker, &r.beneficiary),
+                };
+                results.iter().map(voter).collect()
+            });
             let same =
                 |a: &state::Replica, b: &state::Replica| answers_match(&a.answer, &b.answer, &dtypes, &job.tolerance);
-            let judge = |results: &[state::Replica]| {
-                let voters: Vec<usize> = (0..results.len()).filter(|&i| !suspects[i]).collect();
-                match quorum::decide(voters.len(), rule, |i, j| same(&results[voters[i]], &results[voters[j]])) {
-                    Decision::Accept { canonical, .. } => {
-                        let canonical = voters[canonical];
-                        let agreeing = (0..results.len())
-                            .filter(|&k| k == canonical || same(&results[canonical], &results[k]))
-                            .collect();
-                        Decision::Accept { canonical, agreeing }
-                    }
-                    // Suspects' replicas take room but not votes; past twice the cap, give up.
-                    Decision::OneMore if results.len() as u32 >= 2 * rule.max_replicas => Decision::Fail {
-                        reason: format!(
-                            "{} replicas, most from workers caught lying, reached no quorum",
-                            results.len()
-                        ),
-                    },
-                    other => other,
-                }
-            };
+            let judge = |results: &[state::Replica]| quorum::vote(&voters, rule, |i, j| same(&results[i], &results[j]));
             let mut decision = match job.check {
-                Some(check) => self.check_results(&spec, &results, check, &job.tolerance, rule).await,
+                Some(check) => self.check_results(&spec, &results, &voters, check, &job.tolerance, rule).await,
                 None => judge(&results),
             };
             // Digests only match bit for bit. Honest GPUs of different makes round differently,
@@ -537,6 +520,7 @@ impl Scheduler {
         &self,
         spec: &TaskRecord,
         results: &[state::Replica],
+        voters: &[quorum::Voter],
         check: MatmulCheck,
         tolerance: &Tolerance,
         rule: quorum::Rule,
@@ -587,7 +571,9 @@ impl Scheduler {
             Some(canonical) => {
                 Decision::Accept { canonical, agreeing: (0..passing.len()).filter(|&i| passing[i]).collect() }
             }
-            None if (results.len() as u32) < rule.max_replicas => Decision::OneMore,
+            // As in a vote: workers with no record failing the check may be liars, so they get
+            // more room; trusted workers all failing it mean the job's check does not hold.
+            None if !quorum::exhausted(voters, rule) => Decision::OneMore,
             None => Decision::Fail { reason: format!("none of {} results passed the matmul check", results.len()) },
         }
     }
@@ -679,11 +665,15 @@ impl Scheduler {
         let elapsed_s = self.started.elapsed().as_secs();
         let (finished, recheck) = self.transition(|state| {
             let recheck = state.record_verdicts(task, &vouched, &refuted, elapsed_s);
-            // A wrong "known" answer would fail honest workers, so only answers vouched for by
-            // trusted workers alone become canaries: forging one costs a colluding pair the time
-            // to earn trust first, and any check they fail meanwhile starts them over.
+            // A wrong "known" answer would fail honest workers, so only answers the relay checked
+            // itself (Freivalds) or vouched for by trusted workers alone become canaries: forging
+            // one costs a colluding pair the time to earn trust first, and any check they fail
+            // meanwhile starts them over. Checked answers are ground truth that no majority of
+            // colluders can forge: as canaries they catch liars on any other work too.
+            let known = job.check.is_some()
+                || vouched.iter().all(|(worker, beneficiary)| state.trust.trusted(worker, beneficiary));
             if let Answer::Outputs(outputs) = &results[canonical].answer
-                && vouched.iter().all(|(worker, beneficiary)| state.trust.trusted(worker, beneficiary))
+                && known
             {
                 let owners = accepted.iter().filter_map(|a| state.workers.get(a).map(Worker::owner)).collect();
                 state.canaries.learn(task, job, spec, outputs, owners);
@@ -704,6 +694,11 @@ impl Scheduler {
         if let Some(record) = finished {
             self.finish(record).await;
         }
+    }
+
+    /// Canaries given so far to workers caught lying, in place of real work.
+    pub fn canaries_in_quarantine(&self) -> u64 {
+        self.lock().counters.canaries_in_quarantine
     }
 
     /// Settled tasks being checked again now.

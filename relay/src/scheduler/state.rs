@@ -246,6 +246,8 @@ pub struct Counters {
     pub canaries_sent: u64,
     pub canaries_passed: u64,
     pub canaries_failed: u64,
+    /// Canaries given to workers caught lying in place of real work.
+    pub canaries_in_quarantine: u64,
     /// Verified and rejected per second: the dashboard's chart and rate.
     pub history: History,
 }
@@ -554,7 +556,11 @@ impl State {
         let warm = &worker.warm;
         let full = worker.max_shards > 0 && warm.len() >= worker.max_shards as usize;
         let owner = worker.owner();
-        let rate = self.trust.config.canary_rate;
+        // A worker caught lying works its way back on canaries alone, while there are any to
+        // give it: its wrong answers then cost honest workers no replicas, and passing canaries
+        // is how it earns trust again.
+        let quarantined = self.trust.suspect(&address, &owner.beneficiary);
+        let rate = if quarantined { 1.0 } else { self.trust.config.canary_rate };
         if rate > 0.0 && !self.queue.is_empty() && self.rng.gen_bool(rate.min(1.0)) {
             let deadline = now + self.lease_timeout;
             let leases = &mut self.leases;
@@ -562,6 +568,9 @@ impl State {
                 leases.issue(Lease { task: known.task, worker: address, issued: now, deadline, canary: true })
             };
             if let Some((lease, known)) = self.canaries.lend(issue, address, &owner, &limits, &mut self.rng) {
+                if quarantined {
+                    self.counters.canaries_in_quarantine += 1;
+                }
                 return self.send_canary(address, lease, known);
             }
         }
@@ -850,8 +859,9 @@ impl State {
     /// it is older than `after` and than twice the time the task's first answer took; while no
     /// replica has answered, the task's work may simply be long, so only once a quarter of the
     /// lease timeout has passed. Only workers with nothing else to do get hedges.
-    pub fn hedge(&mut self, now: Instant, after: Duration, max_replicas: impl Fn(u32) -> u32) {
+    pub fn hedge(&mut self, now: Instant, after: Duration, max_replicas: impl Fn(u32) -> u32) -> usize {
         let blind = after.max(self.lease_timeout / 4);
+        let mut hedged = 0;
         let idle: Vec<Address> = self.workers.keys().filter(|a| self.has_room(a)).copied().collect();
         for address in idle {
             if self.dispatch_one(address, now) {
@@ -887,8 +897,10 @@ impl State {
             self.queue.push_front(task, now);
             tracing::debug!(%task, worker = %address, "hedging a slow replica");
             self.dispatch_one(address, now);
+            hedged += 1;
         }
         self.drop_broken(now);
+        hedged
     }
 
     /// Re-arms a task whose settlement could not be committed: every replica is run again.
@@ -1129,6 +1141,17 @@ mod tests {
         now: Instant,
     ) -> (Address, mpsc::Receiver<Outbound>) {
         let address = SecretKey::random(&mut rand::thread_rng()).address();
+        keyed_worker(state, address, max_in_flight, beneficiary, ip, now)
+    }
+
+    fn keyed_worker(
+        state: &mut State,
+        address: Address,
+        max_in_flight: u32,
+        beneficiary: Option<Address>,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> (Address, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(64);
         let w = Worker {
             conn: 0,
@@ -1263,6 +1286,34 @@ mod tests {
         // Nothing was re-queued for the canary, and the known task's lease is gone.
         assert!(state.leases.take_where(|l| l.canary).is_empty());
         assert!(!state.tasks.contains_key(&known_task));
+    }
+
+    #[test]
+    fn a_caught_worker_gets_canaries_in_place_of_real_work_while_any_suit_it() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60), TrustConfig { canary_rate: 0.0, ..untrusting() });
+        let (a, _a_rx) = worker(&mut state, 8, now);
+        let (b, _b_rx) = worker(&mut state, 8, now);
+        let vouched = vec![state.workers[&a].owner(), state.workers[&b].owner()];
+        let mut known = Vec::new();
+        for _ in 0..2 {
+            let (known_job, known_tasks) = job(1, 2, 4);
+            let task = TaskId { job: known_job.shared.id, index: 0 };
+            state.canaries.learn(task, &known_job.shared, &known_tasks[0], &[Bytes(vec![7; 4])], vouched.clone());
+            known.push(task);
+        }
+        let (active, tasks) = job(20, 2, 4);
+        state.add_job(active, tasks, now);
+        let liar = SecretKey::random(&mut rand::thread_rng()).address();
+        state.trust.invalid(liar, liar);
+        let (_, mut liar_rx) = keyed_worker(&mut state, liar, 3, None, None, now);
+        let got: Vec<TaskId> = leases(&mut liar_rx).into_iter().map(|(_, t)| t).collect();
+        // Canaries are off (rate 0) for everyone else; the suspect gets both known answers, and
+        // real work only once none is left to give it.
+        assert_eq!(got.len(), 3);
+        assert!(known.iter().all(|k| got[..2].contains(k)), "{got:?}");
+        assert!(!known.contains(&got[2]));
+        assert_eq!(state.counters.canaries_in_quarantine, 2);
     }
 
     #[test]

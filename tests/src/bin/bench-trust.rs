@@ -31,7 +31,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 const WORKERS: usize = 1_000;
 const JOBS: u32 = 4;
-const TASKS_PER_JOB: u32 = 12_500;
+/// Tasks per run unless `--tasks` says otherwise: 200 per worker, so that a run's figures are
+/// not only the first results every newcomer must have replicated before it is trusted.
+const TASKS: u32 = 200_000;
 /// Results a turncoat returns honestly before it starts lying.
 const TURN_AFTER: u64 = 15;
 
@@ -56,9 +58,33 @@ impl Behaviour {
     }
 }
 
+/// What the simulated jobs compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    /// The trivial kernel, verified by replication alone.
+    Trivial,
+    /// Small matmuls whose jobs ask the relay for Freivalds' check: covered work.
+    CheckedMatmul,
+}
+
 struct Scenario {
     share: f64,
     behaviour: Behaviour,
+    workload: Workload,
+}
+
+impl Scenario {
+    fn name(&self) -> String {
+        let who = if self.behaviour == Behaviour::Honest {
+            "none".to_owned()
+        } else {
+            format!("{:.0} % {}", self.share * 100.0, self.behaviour.name())
+        };
+        match self.workload {
+            Workload::Trivial => who,
+            Workload::CheckedMatmul => format!("{who}, matmul"),
+        }
+    }
 }
 
 struct Outcomes {
@@ -72,23 +98,48 @@ struct Outcomes {
     never_caught: usize,
     /// Honest results rejected, of all honest results judged.
     honest_lost: f64,
+    /// Canaries run by caught workers in place of real work (their own time, not the grid's).
+    quarantine: u64,
+    /// Extra replicas idle workers got because one straggled.
+    hedged: u64,
     seconds: f64,
 }
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut scenarios = vec![Scenario { share: 0.0, behaviour: Behaviour::Honest }];
-    for share in [0.10, 0.30, 0.45] {
-        for behaviour in [Behaviour::Noise, Behaviour::Colluding, Behaviour::Lazy, Behaviour::Turncoat] {
-            scenarios.push(Scenario { share, behaviour });
+    let (mut tasks, mut only) = (TASKS, None::<String>);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--tasks" => tasks = args.next().unwrap_or_default().parse()?,
+            // Runs only the scenarios whose name contains this, e.g. "none" or "45 %".
+            "--only" => only = args.next(),
+            other => anyhow::bail!("unknown argument {other}; usage: bench-trust [--tasks N] [--only NAME]"),
         }
     }
+    let tasks_per_job = tasks.div_ceil(JOBS);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let misbehaving = [Behaviour::Noise, Behaviour::Colluding, Behaviour::Lazy, Behaviour::Turncoat];
+    let mut scenarios = vec![Scenario { share: 0.0, behaviour: Behaviour::Honest, workload: Workload::Trivial }];
+    for share in [0.10, 0.30, 0.45] {
+        for behaviour in misbehaving {
+            scenarios.push(Scenario { share, behaviour, workload: Workload::Trivial });
+        }
+    }
+    for behaviour in misbehaving {
+        scenarios.push(Scenario { share: 0.45, behaviour, workload: Workload::CheckedMatmul });
+    }
+    scenarios.retain(|s| only.as_ref().is_none_or(|only| s.name().contains(only.as_str())));
     let mut rows = Vec::new();
     for scenario in &scenarios {
-        let row = runtime.block_on(run(scenario))?;
+        // Each checked matmul costs the relay a Freivalds check: a tenth as many make the point.
+        let tasks_per_job = match scenario.workload {
+            Workload::Trivial => tasks_per_job,
+            Workload::CheckedMatmul => tasks_per_job / 10,
+        };
+        let row = runtime.block_on(run(scenario, tasks_per_job))?;
         eprintln!(
-            "{}: {} tasks in {:.1} s, {} wrong accepted, {} failed, replication {:.3}",
-            row.scenario, row.tasks, row.seconds, row.wrong_accepted, row.failed, row.replication
+            "{}: {} tasks in {:.1} s, {} wrong accepted, {} failed, replication {:.3} ({} hedged)",
+            row.scenario, row.tasks, row.seconds, row.wrong_accepted, row.failed, row.replication, row.hedged
         );
         rows.push(row);
     }
@@ -96,10 +147,10 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\ntrust benchmark: {WORKERS} simulated workers, {} tasks per run (redundancy 2 for untrusted \
          workers), adaptive replication (trusted after 10), canaries 2 %, {cores} cores",
-        JOBS * TASKS_PER_JOB
+        JOBS * tasks_per_job
     );
     println!(
-        "{:<20} {:>8} {:>14} {:>7} {:>12} {:>16} {:>13} {:>12}",
+        "{:<20} {:>8} {:>14} {:>7} {:>12} {:>16} {:>13} {:>12} {:>11}",
         "misbehaving",
         "tasks",
         "wrong accepted",
@@ -107,12 +158,13 @@ fn main() -> anyhow::Result<()> {
         "replication",
         "caught after",
         "never caught",
-        "honest lost"
+        "honest lost",
+        "quarantine"
     );
     for r in &rows {
         let caught = r.caught_after.map_or("-".to_owned(), |c| format!("{c:.1} results"));
         println!(
-            "{:<20} {:>8} {:>14} {:>7} {:>11.3}x {:>16} {:>13} {:>11.3}%",
+            "{:<20} {:>8} {:>14} {:>7} {:>11.3}x {:>16} {:>13} {:>11.3}% {:>11}",
             r.scenario,
             r.tasks,
             r.wrong_accepted,
@@ -120,15 +172,20 @@ fn main() -> anyhow::Result<()> {
             r.replication,
             caught,
             r.never_caught,
-            r.honest_lost * 100.0
+            r.honest_lost * 100.0,
+            r.quarantine
         );
     }
-    println!("  (replication: results returned, canaries included, per task settled; target at most 1.2 at 0-10 %)");
+    println!(
+        "  (replication: results returned per task settled, canaries included but for those run by caught \
+         workers; target at most 1.2 at 0-10 %)"
+    );
+    println!("  (quarantine: canaries caught workers ran in place of real work, on their own time)");
     println!("  (caught after: valid results a misbehaving worker had when first caught; 0 for one caught at once)");
     Ok(())
 }
 
-async fn run(scenario: &Scenario) -> anyhow::Result<Outcomes> {
+async fn run(scenario: &Scenario, tasks_per_job: u32) -> anyhow::Result<Outcomes> {
     let relay = sim::InProcessRelay::start(|config| config.scheduler.trust.adaptive = true).await?;
     let (addr, state, api_key) = (relay.addr, relay.state.clone(), relay.api_key);
 
@@ -149,13 +206,17 @@ async fn run(scenario: &Scenario) -> anyhow::Result<Outcomes> {
     let started = Instant::now();
     let http = reqwest::Client::new();
     let mut jobs = Vec::new();
+    let mut matmuls = Vec::new();
     for seed in 0..JOBS {
-        let response = http
-            .post(format!("http://{addr}/v1/jobs"))
-            .bearer_auth(api_key)
-            .json(&sim::trivial_job(seed, TASKS_PER_JOB, 2))
-            .send()
-            .await?;
+        let job = match scenario.workload {
+            Workload::Trivial => sim::trivial_job(seed, tasks_per_job, 2),
+            Workload::CheckedMatmul => {
+                let (job, cases) = sim::checked_matmul_job(seed, tasks_per_job);
+                matmuls.push(cases);
+                job
+            }
+        };
+        let response = http.post(format!("http://{addr}/v1/jobs")).bearer_auth(api_key).json(&job).send().await?;
         anyhow::ensure!(response.status() == 201, "submit failed: {}", response.text().await?);
         let created: hyphae_proto::api::JobCreated = response.json().await?;
         jobs.push((seed, created.id));
@@ -172,12 +233,18 @@ async fn run(scenario: &Scenario) -> anyhow::Result<Outcomes> {
 
     let (mut tasks, mut failed, mut wrong_accepted) = (0, 0, 0);
     for (seed, id) in &jobs {
-        for (index, result) in state.store.results(*id, 0, TASKS_PER_JOB)? {
+        for (index, result) in state.store.results(*id, 0, tasks_per_job)? {
             tasks += 1;
             match result.outcome {
                 Outcome::Completed => {
-                    let got = u32s(&result.outputs[0].data.0).next();
-                    if got != Some(sim::trivial_input(*seed, index).wrapping_add(1)) {
+                    let output = &result.outputs[0].data.0;
+                    let right = match scenario.workload {
+                        Workload::Trivial => {
+                            u32s(output).next() == Some(sim::trivial_input(*seed, index).wrapping_add(1))
+                        }
+                        Workload::CheckedMatmul => sim::matmul_right(&matmuls[*seed as usize][index as usize], output),
+                    };
+                    if !right {
                         wrong_accepted += 1;
                     }
                 }
@@ -198,21 +265,19 @@ async fn run(scenario: &Scenario) -> anyhow::Result<Outcomes> {
     for handle in handles {
         handle.abort();
     }
+    let quarantine = state.scheduler.canaries_in_quarantine();
     relay.stop().await;
-    let scenario_name = if scenario.behaviour == Behaviour::Honest {
-        "none".to_owned()
-    } else {
-        format!("{:.0} % {}", scenario.share * 100.0, scenario.behaviour.name())
-    };
     Ok(Outcomes {
-        scenario: scenario_name,
+        scenario: scenario.name(),
         tasks,
         failed,
         wrong_accepted,
-        replication: results.load(Ordering::Relaxed) as f64 / tasks.max(1) as f64,
+        replication: results.load(Ordering::Relaxed).saturating_sub(quarantine) as f64 / tasks.max(1) as f64,
         caught_after: (!caught.is_empty()).then(|| caught.iter().sum::<u64>() as f64 / caught.len() as f64),
         never_caught,
         honest_lost: honest_rejected as f64 / honest_judged.max(1) as f64,
+        quarantine,
+        hedged: state.metrics.tasks_hedged.get(),
         seconds,
     })
 }
@@ -242,19 +307,33 @@ async fn simulated_worker(
         let Message::Binary(bytes) = message? else { continue };
         match ToWorker::decode(&bytes)? {
             ToWorker::Task(task) => {
-                let right = sim::trivial_task_input(&task)?.wrapping_add(1);
+                // Every answer is one output buffer: the right one, or a wrong one of its size.
+                let (binding, right) = sim::right_output(&task)?;
+                let wrong = |consistent: bool| {
+                    let mut out = right.clone();
+                    if consistent {
+                        // Colluders agree: the same twist of the right answer.
+                        out[0] ^= 0x01;
+                        let last = out.len() - 1;
+                        out[last] ^= 0x40;
+                    } else {
+                        rand::thread_rng().fill(&mut out[..]);
+                    }
+                    out
+                };
                 let answer = match behaviour {
                     Behaviour::Honest => right,
-                    Behaviour::Noise => right.wrapping_add(rand::thread_rng().gen_range(1..u32::MAX)),
-                    Behaviour::Colluding => right.wrapping_add(1),
-                    Behaviour::Lazy => last.unwrap_or(right),
+                    Behaviour::Noise => wrong(false),
+                    Behaviour::Colluding => wrong(true),
+                    // A stale result: the previous task's answer, when it has the size of this one.
+                    Behaviour::Lazy => last.take().filter(|l: &Vec<u8>| l.len() == right.len()).unwrap_or(right),
                     Behaviour::Turncoat if sent < TURN_AFTER => right,
-                    Behaviour::Turncoat => right.wrapping_add(1),
+                    Behaviour::Turncoat => wrong(true),
                 };
-                last = Some(answer);
+                last = Some(answer.clone());
                 sent += 1;
                 results.fetch_add(1, Ordering::Relaxed);
-                socket.send(sim::answer(&task, answer)).await?;
+                socket.send(sim::answer(&task, binding, answer)).await?;
             }
             ToWorker::Ping { nonce } => socket.send(Message::Binary(ToRelay::Pong { nonce }.encode().into())).await?,
             _ => {}

@@ -1,19 +1,22 @@
 //! Simulated workers for the relay benchmarks: they speak the real worker protocol over a real
-//! WebSocket, but "compute" the trivial kernel (`b[0] = a[0] + 1`) on the CPU, so thousands fit
-//! in one process and the relay, not a GPU, is what a benchmark measures.
+//! WebSocket, but "compute" on the CPU the trivial kernel (`b[0] = a[0] + 1`) or small matmuls, so
+//! thousands fit in one process and the relay, not a GPU, is what a benchmark measures.
 
 use futures::{SinkExt, StreamExt};
-use hyphae_proto::api::{BindingOverride, BindingSpec, JobRequest, TaskSpec, WgslJob, Workgroups};
+use hyphae_proto::api::{BindingOverride, BindingSpec, Check, JobRequest, MatmulCheck, TaskSpec, WgslJob, Workgroups};
 use hyphae_proto::frame::{
     AdapterInfo, DeviceLimits, Hello, Output, Platform, Source, TaskAssignment, TaskOutput, ToRelay, ToWorker, Work,
     login_message,
 };
-use hyphae_proto::tensor::{Bytes, Data, to_bytes};
+use hyphae_proto::tensor::{Bytes, Data, f32s, to_bytes, u32s};
 use hyphae_proto::{Credits, Dtype, PROTOCOL_VERSION, SecretKey, Sha256};
 use hyphae_relay::store::records::ApiKeyRecord;
 use hyphae_relay::store::{Batch, Op, key_account};
 use hyphae_relay::{AppState, Config, Relay};
+use hyphae_shaders::reference;
 use tokio_tungstenite::tungstenite::Message;
+
+use super::jobs::{MatmulCase, matmul_job};
 
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -142,20 +145,54 @@ pub async fn login(addr: std::net::SocketAddr, key: &SecretKey, max_in_flight: u
 }
 
 /// The input `a[0]` of a trivial task.
-pub fn trivial_task_input(task: &TaskAssignment) -> anyhow::Result<u32> {
+fn trivial_task_input(task: &TaskAssignment) -> anyhow::Result<u32> {
+    Ok(u32::from_le_bytes(inline(task, 0)?[..4].try_into()?))
+}
+
+/// The bytes of binding `n` of a kernel task, sent inline.
+fn inline(task: &TaskAssignment, n: u32) -> anyhow::Result<&[u8]> {
     let Work::Kernel(kernel) = &task.work else { anyhow::bail!("expected a kernel") };
-    match &kernel.bindings[0].source {
-        Some(Source::Inline(b)) => Ok(u32::from_le_bytes(b.0[..4].try_into()?)),
-        _ => anyhow::bail!("expected an inline input"),
+    match kernel.bindings.iter().find(|b| b.binding == n).and_then(|b| b.source.as_ref()) {
+        Some(Source::Inline(b)) => Ok(&b.0),
+        _ => anyhow::bail!("expected binding {n} inline"),
     }
 }
 
-/// The result frame answering `task` with `b[0] = answer`.
-pub fn answer(task: &TaskAssignment, answer: u32) -> Message {
+/// The right output of a trivial or [`checked_matmul_job`] task: its binding and bytes.
+pub fn right_output(task: &TaskAssignment) -> anyhow::Result<(u32, Vec<u8>)> {
+    let Work::Kernel(kernel) = &task.work else { anyhow::bail!("expected a kernel") };
+    if kernel.shader == SHADER {
+        return Ok((1, trivial_task_input(task)?.wrapping_add(1).to_le_bytes().to_vec()));
+    }
+    let dims: Vec<u32> = u32s(inline(task, 0)?).collect();
+    let (a, b): (Vec<f32>, Vec<f32>) = (f32s(inline(task, 1)?).collect(), f32s(inline(task, 2)?).collect());
+    let [m, n, k] = dims[..] else { anyhow::bail!("expected the dims [m, n, k]") };
+    let c = reference::matmul::matmul(&a, &b, m as usize, n as usize, k as usize);
+    Ok((3, to_bytes(&c, f32::to_le_bytes)))
+}
+
+/// The result frame answering `task` with `data` in output `binding`.
+pub fn answer(task: &TaskAssignment, binding: u32, data: Vec<u8>) -> Message {
     let result = ToRelay::Result(Box::new(TaskOutput {
         lease: task.lease,
-        outputs: vec![Output { binding: 1, data: Bytes(answer.to_le_bytes().to_vec()) }],
+        outputs: vec![Output { binding, data: Bytes(data) }],
         elapsed_us: 0,
     }));
     Message::Binary(result.encode().into())
+}
+
+/// A job of `tasks` small matmuls (sides 4 to 8) that asks the relay to check every result with
+/// Freivalds' algorithm, so one result a task is enough; and the cases, to check results with.
+pub fn checked_matmul_job(seed: u32, tasks: u32) -> (JobRequest, Vec<MatmulCase>) {
+    let (mut job, cases) = matmul_job(tasks as usize, 4..=8, 2, u64::from(seed));
+    let JobRequest::Wgsl(wgsl) = &mut job;
+    wgsl.verify = Some(Check::Matmul(MatmulCheck { a: 1, b: 2, c: 3, dims: Some(0), m: None, k: None, n: None }));
+    (job, cases)
+}
+
+/// Whether `output` is the product of `case`, within the tolerance of [`matmul_job`].
+pub fn matmul_right(case: &MatmulCase, output: &[u8]) -> bool {
+    let want = reference::matmul::matmul(&case.a, &case.b, case.m, case.n, case.k);
+    let got: Vec<f32> = f32s(output).collect();
+    got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-5 + 1e-4 * w.abs())
 }
