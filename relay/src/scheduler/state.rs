@@ -1173,6 +1173,15 @@ mod tests {
         (address, rx)
     }
 
+    /// A one-task job whose answer (`[7; 4]`) `a` and `b` agreed on: a known answer for canaries.
+    fn known_answer(state: &mut State, a: Address, b: Address) -> TaskId {
+        let (known_job, known_tasks) = job(1, 2, 4);
+        let task = TaskId { job: known_job.shared.id, index: 0 };
+        let vouched = vec![state.workers[&a].owner(), state.workers[&b].owner()];
+        state.canaries.learn(task, &known_job.shared, &known_tasks[0], &[Bytes(vec![7; 4])], vouched);
+        task
+    }
+
     fn leases(rx: &mut mpsc::Receiver<Outbound>) -> Vec<(LeaseId, TaskId)> {
         let mut out = Vec::new();
         while let Ok(message) = rx.try_recv() {
@@ -1261,10 +1270,7 @@ mod tests {
         let (a, mut a_rx) = worker(&mut state, 8, now);
         let (b, mut b_rx) = worker(&mut state, 8, now);
         // What a and b agreed on earlier is a known answer.
-        let (known_job, known_tasks) = job(1, 2, 4);
-        let known_task = TaskId { job: known_job.shared.id, index: 0 };
-        let vouched = vec![state.workers[&a].owner(), state.workers[&b].owner()];
-        state.canaries.learn(known_task, &known_job.shared, &known_tasks[0], &[Bytes(vec![7; 4])], vouched);
+        let known_task = known_answer(&mut state, a, b);
         // Real work to mix it into: a and b, who vouched for it, only get real tasks.
         let (active, tasks) = job(20, 2, 4);
         state.add_job(active, tasks, now);
@@ -1294,14 +1300,7 @@ mod tests {
         let mut state = State::new(Duration::from_secs(60), TrustConfig { canary_rate: 0.0, ..untrusting() });
         let (a, _a_rx) = worker(&mut state, 8, now);
         let (b, _b_rx) = worker(&mut state, 8, now);
-        let vouched = vec![state.workers[&a].owner(), state.workers[&b].owner()];
-        let mut known = Vec::new();
-        for _ in 0..2 {
-            let (known_job, known_tasks) = job(1, 2, 4);
-            let task = TaskId { job: known_job.shared.id, index: 0 };
-            state.canaries.learn(task, &known_job.shared, &known_tasks[0], &[Bytes(vec![7; 4])], vouched.clone());
-            known.push(task);
-        }
+        let known = [known_answer(&mut state, a, b), known_answer(&mut state, a, b)];
         let (active, tasks) = job(20, 2, 4);
         state.add_job(active, tasks, now);
         let liar = SecretKey::random(&mut rand::thread_rng()).address();
@@ -1317,15 +1316,41 @@ mod tests {
     }
 
     #[test]
+    fn a_result_the_relay_checked_itself_is_a_known_answer_on_one_workers_word() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60), TrustConfig { canary_rate: 1.0, ..untrusting() });
+        let (a, _a_rx) = worker(&mut state, 8, now);
+        let (plain, specs) = job(1, 2, 4);
+        let p = &plain.shared;
+        let check = MatmulCheck { a: 0, b: 0, c: 0, dims: None, m: Some(1), k: Some(1), n: Some(1) };
+        let checked = Arc::new(JobShared {
+            id: JobId([9; 12]),
+            work: p.work.clone(),
+            entry: p.entry.clone(),
+            tolerance: p.tolerance,
+            redundancy: p.redundancy,
+            credits_per_task: p.credits_per_task,
+            hand_off: false,
+            check: Some(check),
+        });
+        let answer = [Bytes(vec![7; 4])];
+        let owner = vec![state.workers[&a].owner()];
+        state.canaries.learn(TaskId { job: p.id, index: 0 }, p, &specs[0], &answer, owner.clone());
+        state.canaries.learn(TaskId { job: checked.id, index: 0 }, &checked, &specs[0], &answer, owner);
+        state.add_job(job(20, 2, 4).0, job(20, 2, 4).1, now);
+        let (_, mut rx) = worker(&mut state, 8, now);
+        let canaries: Vec<TaskId> =
+            leases(&mut rx).into_iter().map(|(_, t)| t).filter(|t| t.job == p.id || t.job == checked.id).collect();
+        assert_eq!(canaries, vec![TaskId { job: checked.id, index: 0 }], "one worker's unchecked word is no canary");
+    }
+
+    #[test]
     fn a_canary_lost_with_its_worker_puts_nothing_back_in_the_queue() {
         let now = Instant::now();
         let mut state = State::new(Duration::from_secs(60), TrustConfig { canary_rate: 1.0, ..untrusting() });
         let (a, _a_rx) = worker(&mut state, 1, now);
         let (b, _b_rx) = worker(&mut state, 1, now);
-        let (known_job, known_tasks) = job(1, 2, 4);
-        let known_task = TaskId { job: known_job.shared.id, index: 0 };
-        let vouched = vec![state.workers[&a].owner(), state.workers[&b].owner()];
-        state.canaries.learn(known_task, &known_job.shared, &known_tasks[0], &[Bytes(vec![7; 4])], vouched);
+        let known_task = known_answer(&mut state, a, b);
         let (active, tasks) = job(3, 1, 4);
         state.add_job(active, tasks, now);
         let (c, mut c_rx) = worker(&mut state, 1, now);
