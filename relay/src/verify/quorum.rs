@@ -73,7 +73,7 @@ pub struct Voter {
 
 /// The most replicas a task gets before it fails: [`UNPROVEN_ROOM`] times the cap while a worker
 /// with no record yet (and not caught) is among `voters`, the cap otherwise.
-pub fn room(voters: &[Voter], rule: Rule) -> u32 {
+fn room(voters: &[Voter], rule: Rule) -> u32 {
     let unproven = voters.iter().any(|v| !v.suspect && !v.trusted);
     if unproven { UNPROVEN_ROOM * rule.max_replicas } else { rule.max_replicas }
 }
