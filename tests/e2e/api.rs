@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use hyphae_node::executor::GpuExecutor;
-use hyphae_proto::api::{ErrorBody, ErrorCode, JobStatus};
+use hyphae_proto::api::{ErrorBody, ErrorCode};
 use hyphae_proto::frame::{AdapterInfo, Hello, Platform, ToRelay, ToWorker};
 use hyphae_proto::{PROTOCOL_VERSION, SecretKey};
 use hyphae_tests::harness::{Client, InProcessWorker, RelayProcess, collatz_job};
@@ -156,9 +156,10 @@ async fn garbage_on_the_worker_socket_closes_that_connection_only() {
     assert_eq!(workers[0].address, honest.address);
     let (job, inputs) = collatz_job(4, 64, 1, 9);
     let created = client.submit(&job).await;
-    let info = client.wait(created.id, Duration::from_secs(60)).await;
-    assert_eq!(info.status, JobStatus::Completed);
-    crate::support::assert_collatz_results(&client.results(created.id).await, &inputs);
+    crate::support::assert_collatz_results(
+        &client.completed_results(created.id, Duration::from_secs(60)).await,
+        &inputs,
+    );
 }
 
 /// True when the server closes the socket within a few seconds.

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use hyphae_proto::Address;
-use hyphae_proto::api::JobStatus;
 use hyphae_proto::frame::Platform;
 use hyphae_tests::harness::browser::site_dir;
 use hyphae_tests::harness::{Browser, Client, Grid, collatz_job};
@@ -72,9 +71,7 @@ async fn a_browser_that_consents_computes_its_share_beside_a_native_worker_and_e
     // Redundancy 2 on a grid of one native and one browser worker: every task needs the browser.
     let (job, inputs) = collatz_job(6, 512, 2, 21);
     let created = client.submit(&job).await;
-    let info = client.wait(created.id, Duration::from_secs(180)).await;
-    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
-    let results = client.results(created.id).await;
+    let results = client.completed_results(created.id, Duration::from_secs(180)).await;
     assert_collatz_results(&results, &inputs);
     assert!(
         results.tasks.iter().all(|t| t.verified_by.contains(&browser_address)),
@@ -224,9 +221,7 @@ async fn a_one_tag_embed_on_another_origin_computes_for_the_site_owner() {
 
     let (job, inputs) = collatz_job(4, 256, 2, 23);
     let created = grid.client.submit(&job).await;
-    let info = grid.client.wait(created.id, Duration::from_secs(180)).await;
-    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
-    assert_collatz_results(&grid.client.results(created.id).await, &inputs);
+    assert_collatz_results(&grid.client.completed_results(created.id, Duration::from_secs(180)).await, &inputs);
     let receipts = assert_receipts_pay_balance(&grid.client, owner).await;
     assert_eq!(receipts.len(), 4);
     browser

@@ -69,9 +69,7 @@ async fn a_colluding_pair_agreeing_on_a_wrong_answer_is_caught_by_canaries_and_n
     client.wait_for_workers(5, Duration::from_secs(60)).await;
     let (second, inputs) = collatz_job(32, 100, 2, 6);
     let second = client.submit(&second).await;
-    let info = client.wait(second.id, Duration::from_secs(300)).await;
-    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
-    let results = client.results(second.id).await;
+    let results = client.completed_results(second.id, Duration::from_secs(300)).await;
     assert_collatz_results(&results, &inputs);
     let liar_addresses: Vec<_> = liars.iter().map(|l| l.address).collect();
     assert_verified_by_distinct_workers(&results, 2, &liar_addresses);
@@ -104,9 +102,7 @@ async fn a_checked_matmul_job_takes_one_result_per_task_and_the_check_refuses_a_
     let check = MatmulCheck { a: 1, b: 2, c: 3, dims: Some(0), m: None, k: None, n: None };
     wgsl.verify = Some(Check::Matmul(check));
     let created = client.submit(&job).await;
-    let info = client.wait(created.id, Duration::from_secs(300)).await;
-    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
-    let results = client.results(created.id).await;
+    let results = client.completed_results(created.id, Duration::from_secs(300)).await;
     assert_matmul_results(&results, &cases);
     assert_verified_by_distinct_workers(&results, 1, &[liar.address]);
     // Redundancy 2 without the check would make it exactly twice as many (a hedge for a slow
@@ -129,9 +125,7 @@ async fn a_lazy_worker_returning_stale_results_is_caught_and_earns_nothing() {
     client.wait_for_workers(3, Duration::from_secs(60)).await;
     let (job, inputs) = collatz_job(32, 100, 2, 11);
     let created = client.submit(&job).await;
-    let info = client.wait(created.id, Duration::from_secs(300)).await;
-    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
-    let results = client.results(created.id).await;
+    let results = client.completed_results(created.id, Duration::from_secs(300)).await;
     assert_collatz_results(&results, &inputs);
 
     let workers = client.workers().await.workers;

@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use hyphae_proto::Address;
-use hyphae_proto::api::JobStatus;
 use hyphae_tests::harness::{Client, Grid, matmul_job};
 
 use crate::support::*;
@@ -34,9 +33,7 @@ async fn a_worker_killed_mid_task_does_not_stop_the_job() {
     holds_leases(client, victim).await;
     grid.nodes[0].kill();
 
-    let info = client.wait(job.id, Duration::from_secs(300)).await;
-    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
-    let results = client.results(job.id).await;
+    let results = client.completed_results(job.id, Duration::from_secs(300)).await;
     assert_matmul_results(&results, &cases);
     assert_verified_by_distinct_workers(&results, 2, &[victim]);
     let workers = client.workers().await.workers;
@@ -55,9 +52,7 @@ async fn a_stalled_worker_loses_its_leases_at_their_deadline_and_its_late_answer
     holds_leases(client, stalled).await;
 
     // Its socket stays open, so only the lease deadline can free its tasks.
-    let info = client.wait(job.id, Duration::from_secs(300)).await;
-    assert_eq!(info.status, JobStatus::Completed, "{info:?}");
-    let results = client.results(job.id).await;
+    let results = client.completed_results(job.id, Duration::from_secs(300)).await;
     assert_matmul_results(&results, &cases);
     assert_verified_by_distinct_workers(&results, 2, &[stalled]);
 

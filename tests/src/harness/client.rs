@@ -74,6 +74,13 @@ impl Client {
         }
     }
 
+    /// Waits for the job to finish, asserts it completed, and returns its results.
+    pub async fn completed_results(&self, id: JobId, timeout: Duration) -> JobResults {
+        let info = self.wait(id, timeout).await;
+        assert_eq!(info.status, hyphae_proto::api::JobStatus::Completed, "{info:?}");
+        self.results(id).await
+    }
+
     pub async fn results(&self, id: JobId) -> JobResults {
         self.get(&format!("/v1/jobs/{id}/results?limit=10000")).await
     }
