@@ -62,8 +62,29 @@ pub struct ValidatedJob {
     /// workers and send the relay only its digest. Not stored: it only matters while the
     /// request that made the job is alive.
     pub hand_off: bool,
-    /// A check of each result the relay makes itself (see `verify::freivalds`).
-    pub check: Option<MatmulCheck>,
+    /// A check of each result the relay makes itself.
+    pub check: Option<SelfCheck>,
+}
+
+/// A check the relay makes itself of every result of a job: one worker's result is enough when
+/// it passes, so such jobs run on a single replica unless that one fails the check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SelfCheck {
+    /// Freivalds' check of a matrix product (`verify::freivalds`), declared by the submitter and
+    /// stored with the job.
+    Matmul(MatmulCheck),
+    /// Spot checks of a model shard's result (`verify::spot`): this many of the batch's
+    /// sequences, drawn per result, recomputed on the relay's CPU. Not stored: shard jobs do not
+    /// outlive the request that made them.
+    Shard { sequences: u32 },
+}
+
+impl SelfCheck {
+    /// Results checked this way are ground truth (fit to be canaries): not spot checks, which
+    /// look at part of a result.
+    pub fn covers_whole_result(&self) -> bool {
+        matches!(self, SelfCheck::Matmul(_))
+    }
 }
 
 /// Every blob a request refers to, so the caller can look their sizes up before validating.
@@ -149,7 +170,7 @@ pub fn validate(job: WgslJob, limits: &JobLimits, blob_sizes: &HashMap<BlobId, u
         redundancy,
         tolerance,
         credits_per_task: job.credits_per_task.unwrap_or(limits.default_credits_per_task),
-        check: job.verify.map(|Check::Matmul(check)| check_matmul(check, &tasks)).transpose()?,
+        check: job.verify.map(|Check::Matmul(check)| check_matmul(check, &tasks).map(SelfCheck::Matmul)).transpose()?,
         tasks,
     })
 }
@@ -430,7 +451,8 @@ mod tests {
         };
         // A 1×2 times a 2×1: C is one element.
         let ok = matmul(serde_json::json!({"a": 0, "b": 1, "c": 2, "m": 1, "k": 2, "n": 1}), 4).unwrap();
-        assert_eq!(ok.check.map(|c| (c.m, c.k, c.n)), Some((Some(1), Some(2), Some(1))));
+        let Some(SelfCheck::Matmul(check)) = ok.check else { panic!("a matmul check: {:?}", ok.check) };
+        assert_eq!((check.m, check.k, check.n), (Some(1), Some(2), Some(1)));
         let refused = [
             (serde_json::json!({"a": 0, "b": 1, "c": 2, "m": 1, "k": 2, "n": 1}), 8, "c is 8 bytes"),
             (serde_json::json!({"a": 0, "b": 1, "c": 2, "m": 1, "k": 2}), 4, "as all of `m`, `k` and `n`"),

@@ -169,6 +169,49 @@ async fn a_lying_worker_on_a_shard_is_caught_and_the_request_still_succeeds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_spot_checks_one_worker_per_shard_is_enough_and_a_liar_is_caught() {
+    let relay = RelayProcess::start_with_model(2, &["--spot-check-sequences", "2"]);
+    let client = Client::new(&relay.url, &relay.api_key);
+    let dir = tempfile::tempdir().unwrap();
+    // The liar is alone on the grid when the request comes, so it runs the first shard on its
+    // own word; only the relay's recomputation of two of the batch's sequences stands between
+    // its activations and the next shard.
+    let mut liar = InProcessWorker::start(&relay.url, Lying(GpuExecutor::new().unwrap()));
+    client.wait_for_workers(1, Duration::from_secs(60)).await;
+
+    let reference = reference();
+    let items: Vec<Item> = reference.items.iter().filter(|i| i.tokens <= 24).take(4).cloned().collect();
+    let request = {
+        let client = client.clone();
+        tokio::spawn(
+            async move { embed_and_check(&client, &items.iter().collect::<Vec<_>>(), reference.dimensions).await },
+        )
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(event) = liar.events.recv().await {
+            if matches!(event, Event::TaskStarted { .. }) {
+                return;
+            }
+        }
+        panic!("the liar disconnected");
+    })
+    .await
+    .expect("the liar is given a shard");
+    let _honest = NodeProcess::start(&relay, dir.path(), "honest", None);
+    request.await.expect("the request succeeds with sentence-transformers' embeddings");
+
+    let workers = client.workers().await.workers;
+    let liar_info = workers.iter().find(|w| w.address == liar.address).expect("the liar is connected");
+    assert!(liar_info.rejected > 0, "the liar's shard result was not rejected: {liar_info:?}");
+    assert_eq!(liar_info.accepted, 0);
+    assert!(client.receipts(liar.beneficiary).await.is_empty());
+    // Every shard was verified on one result: one receipt per verified task.
+    let stats: hyphae_proto::api::Stats = client.get("/v1/stats").await;
+    assert!(stats.tasks.completed >= 2, "{:?}", stats.tasks);
+    assert_eq!(stats.results_accepted, u64::from(stats.tasks.completed), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_embedding_requests_get_openai_errors() {
     let relay = RelayProcess::start_with_model(3, &[]);
     let client = Client::new(&relay.url, &relay.api_key);

@@ -52,14 +52,7 @@ impl ShardCache {
     pub async fn run(&self, gpu: &Gpu, task: ShardTask) -> Result<Vec<Vec<u8>>, TaskFailure> {
         let model = |e: ModelError| failure(model_failure_kind(&e), e.to_string());
         let config = BertConfig::from_json(&task.config).map_err(model)?;
-        let spec = task.spec;
-        let plan = ShardPlan {
-            index: spec.index,
-            count: spec.count,
-            layers: spec.layers[0]..spec.layers[1],
-            embeddings: spec.embeddings,
-            pooling: spec.pooling,
-        };
+        let plan = ShardPlan::from(&task.spec);
         let shard = match (self.get(&task.weights), &task.weights_bytes) {
             (Some(shard), _) => shard,
             (None, Some(bytes)) => {
@@ -74,7 +67,7 @@ impl ShardCache {
                 ));
             }
         };
-        let output = if spec.embeddings {
+        let output = if plan.embeddings {
             let tokens: Vec<u32> = u32s(&task.input).collect();
             run_shard(gpu, &shard, task.batch, task.seq, &task.mask, ShardInput::Tokens(&tokens)).await
         } else {

@@ -82,6 +82,12 @@ pub struct ServeArgs {
     /// cannot reach each other at all.
     #[arg(long)]
     pub activations_via_relay: bool,
+    /// Check each model shard's result by recomputing this many of its batch's sequences on the
+    /// relay's CPU, drawn after the result is in: one worker's result is then enough when it
+    /// passes (a second worker runs the shard only when it fails). The relay fetches the shard's
+    /// activations to do so. 0 turns spot checks off.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub spot_check_sequences: u32,
     /// Let trusted workers' tasks go unreplicated, checked at random with a probability that
     /// falls as their record of valid results grows (BOINC's adaptive replication).
     #[arg(long)]
@@ -117,6 +123,7 @@ impl Config {
         config.site_dir = args.site.clone();
         config.embeddings.redundancy = args.model_redundancy;
         config.embeddings.hand_off = !args.activations_via_relay;
+        config.embeddings.spot_check = args.spot_check_sequences;
         config.scheduler.trust.adaptive = args.adaptive_replication;
         config.scheduler.trust.trusted_after = args.trusted_after;
         config.scheduler.trust.canary_rate = args.canary_rate;

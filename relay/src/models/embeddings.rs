@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyphae_proto::api::{JobStatus, Tolerance};
-use hyphae_proto::frame::ShardSpec;
 use hyphae_proto::frame::{PeerSource, Source};
 use hyphae_proto::tensor::{Bytes, f32s, to_bytes};
 use hyphae_proto::{Address, Credits, JobId, TaskId};
@@ -18,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::ModelError;
 use super::tokenizer::TextTokenizer;
-use crate::job::ValidatedJob;
+use crate::job::{SelfCheck, ValidatedJob};
 use crate::scheduler::Scheduler;
 use crate::store::records::{JobWork, ModelRecord, TaskBody, TaskRecord};
 use crate::store::{Batch, Op, Store, StoreError};
@@ -45,6 +44,10 @@ pub struct EmbeddingConfig {
     /// Activations go from one shard's workers to the next shard's directly (the relay sees
     /// digests); otherwise they pass through the relay inline.
     pub hand_off: bool,
+    /// Sequences of each shard result the relay recomputes on its CPU and compares
+    /// (`verify::spot`); 0 for none. With spot checks one worker's result is enough when it
+    /// passes, instead of `redundancy` agreeing ones (then only the room for disagreement).
+    pub spot_check: u32,
 }
 
 impl Default for EmbeddingConfig {
@@ -60,6 +63,7 @@ impl Default for EmbeddingConfig {
             tolerance: Tolerance { rel: 1e-3, abs: 1e-4 },
             timeout: Duration::from_secs(300),
             hand_off: true,
+            spot_check: 0,
         }
     }
 }
@@ -258,21 +262,11 @@ fn request_cost(served: &Served, lengths: impl Iterator<Item = usize>) -> Credit
                 .record
                 .shards
                 .iter()
-                .map(|shard| shard_flops(&served.config, &plan_of(&shard.spec), 1, len as u32))
+                .map(|shard| shard_flops(&served.config, &ShardPlan::from(&shard.spec), 1, len as u32))
                 .sum::<u64>()
         })
         .sum();
     Credits::from_micros(flops / 1_000)
-}
-
-fn plan_of(spec: &ShardSpec) -> ShardPlan {
-    ShardPlan {
-        index: spec.index,
-        count: spec.count,
-        layers: spec.layers[0]..spec.layers[1],
-        embeddings: spec.embeddings,
-        pooling: spec.pooling,
-    }
 }
 
 /// Runs one model's batches.
@@ -445,7 +439,7 @@ impl Pipeline {
     ) -> Result<crate::store::records::ResultRecord, EmbeddingError> {
         let model = &self.model;
         let shard = &model.record.shards[k];
-        let flops = shard_flops(&model.config, &plan_of(&shard.spec), batch, seq);
+        let flops = shard_flops(&model.config, &ShardPlan::from(&shard.spec), batch, seq);
         let job = ValidatedJob {
             work: JobWork::Shard {
                 model: model.record.name.clone(),
@@ -471,7 +465,7 @@ impl Pipeline {
                 },
             }],
             hand_off,
-            check: None,
+            check: (self.config.spot_check > 0).then_some(SelfCheck::Shard { sequences: self.config.spot_check }),
         };
         let id = JobId(rand::random());
         let finished = self.scheduler.watch(id);

@@ -9,6 +9,7 @@
 //!   after they are durable.
 
 mod canary;
+mod checks;
 mod history;
 mod lease;
 mod pairs;
@@ -23,29 +24,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyphae_proto::api::{
-    Earner, JobInfo, JobStatus, JobSummary, MatmulCheck, OutputData, Stats, TaskCounts, Tolerance, WorkerCounts,
-    WorkerInfo,
+    Earner, JobInfo, JobStatus, JobSummary, OutputData, Stats, TaskCounts, Tolerance, WorkerCounts, WorkerInfo,
 };
-use hyphae_proto::frame::{Hello, Platform, Source, TaskDigest, TaskFailure, TaskOutput, ToWorker};
-use hyphae_proto::tensor::{Bytes, f32s};
+use hyphae_proto::frame::{Hello, Platform, TaskDigest, TaskFailure, TaskOutput, ToWorker};
+use hyphae_proto::tensor::Bytes;
 use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskId};
 use hyphae_shaders::EntryPointInfo;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use tokio::sync::mpsc;
 
 use state::{ActiveJob, Answer, CanaryCheck, JobShared, Returned, State, ToEvaluate, Worker};
 pub use state::{Dispatch, Outbound};
 
-use crate::job::ValidatedJob;
+use crate::job::{SelfCheck, ValidatedJob};
 use crate::metrics::Metrics;
 use crate::signer::Signer;
 use crate::store::blobs::BlobStore;
-use crate::store::records::{CheckRecord, JobRecord, JobWork, Outcome, ResultRecord, TaskBody, TaskRecord};
+use crate::store::records::{CheckRecord, JobRecord, JobWork, Outcome, ResultRecord, TaskRecord};
 use crate::store::{Batch, Op, Store, StoreError};
 use crate::trust::TrustConfig;
 use crate::verify::quorum::{self, Decision};
-use crate::verify::{freivalds, tolerance};
+use crate::verify::tolerance;
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -75,8 +73,9 @@ impl Default for SchedulerConfig {
 pub struct Scheduler {
     state: Mutex<State>,
     store: Arc<dyn Store>,
-    /// Inputs of checked jobs given as blobs (see `check_results`).
+    /// Inputs of checked jobs given as blobs, and shards' weights (see `checks`).
     blobs: Arc<BlobStore>,
+    shard_weights: checks::WeightsCache,
     signer: Arc<Signer>,
     metrics: Arc<Metrics>,
     config: SchedulerConfig,
@@ -101,6 +100,7 @@ impl Scheduler {
             state: Mutex::new(State::new(config.lease_timeout, config.trust.clone())),
             store,
             blobs,
+            shard_weights: Default::default(),
             signer,
             metrics,
             config,
@@ -169,7 +169,7 @@ impl Scheduler {
                     record.status = JobStatus::Queued;
                     record.started_at = None;
                     restored += pending.len();
-                    let check = self.store.check(record.id)?.map(|c| c.matmul);
+                    let check = self.store.check(record.id)?.map(|c| SelfCheck::Matmul(c.matmul));
                     let job = ActiveJob { shared: shared_of(&record, false, check), record, started: 0, settling: 0 };
                     self.transition(|state| state.add_job(job, pending, now));
                     continue;
@@ -239,7 +239,7 @@ impl Scheduler {
         }
         batch.push(Op::PutJob(Box::new(record.clone())));
         batch.push(Op::PutTasks { job: id, tasks: tasks.clone() });
-        if let Some(matmul) = check {
+        if let Some(SelfCheck::Matmul(matmul)) = check {
             batch.push(Op::PutCheck { job: id, check: CheckRecord { matmul } });
         }
         self.store.commit(batch).await?;
@@ -461,28 +461,38 @@ impl Scheduler {
                 redundancy: required,
                 max_replicas: quorum::Rule::for_redundancy(job.redundancy).max_replicas,
             };
-            let voters: Vec<quorum::Voter> = self.transition(|state| {
-                let voter = |r: &state::Replica| quorum::Voter {
-                    suspect: state.trust.suspect(&r.worker, &r.beneficiary),
-                    trusted: state.trust.trusted(&r.worker, &r.beneficiary),
-                };
-                results.iter().map(voter).collect()
-            });
-            let same =
-                |a: &state::Replica, b: &state::Replica| answers_match(&a.answer, &b.answer, &dtypes, &job.tolerance);
-            let judge = |results: &[state::Replica]| quorum::vote(&voters, rule, |i, j| same(&results[i], &results[j]));
+            let size: u64 = spec.outputs().iter().map(|(_, _, size)| size).sum();
+            // A spot check looks at every result's bytes, also those kept on their workers.
+            let outputs = match job.check {
+                Some(SelfCheck::Shard { .. }) => self.fetch_outputs(task, &mut results, size).await,
+                _ => Vec::new(),
+            };
+            let mut voters = self.voters(&results);
+            let judge = |voters: &[quorum::Voter], results: &[state::Replica]| {
+                quorum::vote(voters, rule, |i, j| {
+                    answers_match(&results[i].answer, &results[j].answer, &dtypes, &job.tolerance)
+                })
+            };
             let mut decision = match job.check {
-                Some(check) => self.check_results(&spec, &results, &voters, check, &job.tolerance, rule).await,
-                None => judge(&results),
+                Some(check @ SelfCheck::Matmul(matmul)) => {
+                    let passing = self.check_matmul(&spec, &results, matmul, &job.tolerance).await;
+                    checks::checked(passing, &voters, rule, check.name())
+                }
+                Some(check @ SelfCheck::Shard { sequences }) => {
+                    let passing = self.check_shard(&job, &spec, outputs, sequences).await;
+                    checks::checked(passing, &voters, rule, check.name())
+                }
+                None => judge(&voters, &results),
             };
             // Digests only match bit for bit. Honest GPUs of different makes round differently,
             // so replicas that did not agree exactly are fetched and compared within tolerance.
-            if !matches!(decision, Decision::Accept { .. })
+            if job.check.is_none()
+                && !matches!(decision, Decision::Accept { .. })
                 && results.iter().any(|r| matches!(r.answer, Answer::Digest(_)))
             {
-                let size = spec.outputs().iter().map(|(_, _, size)| size).sum();
                 self.fetch_digests(task, &mut results, size).await;
-                decision = judge(&results);
+                voters = self.voters(&results);
+                decision = judge(&voters, &results);
             }
             let (workers, fail) = match decision {
                 Decision::Accept { canonical, agreeing } => {
@@ -513,69 +523,15 @@ impl Scheduler {
         }
     }
 
-    /// Judges the results of a job the relay checks itself: every result that passes Freivalds'
-    /// check (with vectors drawn now, off the lock and unseen by any worker) is right, so the
-    /// first that passes is accepted with no replica to agree with it.
-    async fn check_results(
-        &self,
-        spec: &TaskRecord,
-        results: &[state::Replica],
-        voters: &[quorum::Voter],
-        check: MatmulCheck,
-        tolerance: &Tolerance,
-        rule: quorum::Rule,
-    ) -> Decision {
-        let TaskBody::Kernel { bindings, .. } = &spec.body else {
-            unreachable!("only kernel jobs carry a matmul check (checked when the job is made)")
-        };
-        let input = |n: u32| async move {
-            match bindings.iter().find(|b| b.binding == n).and_then(|b| b.source.as_ref()) {
-                Some(Source::Inline(bytes)) => Ok(bytes.0.clone()),
-                Some(Source::Blob(id)) => match self.blobs.get(id).await {
-                    Ok(Some(bytes)) => Ok(bytes),
-                    Ok(None) => Err(format!("blob {id} is gone")),
-                    Err(e) => Err(format!("reading blob {id}: {e}")),
-                },
-                _ => Err(format!("binding {n} has no input")),
-            }
-        };
-        let prepared = async {
-            let shape = crate::job::matmul_shape(&check, bindings)?;
-            let (a, b) = (input(check.a).await?, input(check.b).await?);
-            Ok::<_, String>((shape, a, b))
-        };
-        let (shape, a, b) = match prepared.await {
-            Ok(prepared) => prepared,
-            Err(reason) => return Decision::Fail { reason: format!("the matmul check could not run: {reason}") },
-        };
-        let c_index = spec.outputs().iter().position(|(binding, _, _)| *binding == check.c);
-        let products: Vec<Option<Vec<f32>>> = results
-            .iter()
-            .map(|r| match (&r.answer, c_index) {
-                (Answer::Outputs(outputs), Some(i)) => outputs.get(i).map(|c| f32s(&c.0).collect()),
-                _ => None,
-            })
-            .collect();
-        let tolerance = *tolerance;
-        let passing = tokio::task::spawn_blocking(move || {
-            let (a, b): (Vec<f32>, Vec<f32>) = (f32s(&a).collect(), f32s(&b).collect());
-            let mut rng = StdRng::from_entropy();
-            products
-                .iter()
-                .map(|c| c.as_ref().is_some_and(|c| freivalds::check(&a, &b, c, shape, &tolerance, &mut rng).is_ok()))
-                .collect::<Vec<bool>>()
+    /// Each result's worker as the vote counts it.
+    fn voters(&self, results: &[state::Replica]) -> Vec<quorum::Voter> {
+        self.transition(|state| {
+            let voter = |r: &state::Replica| quorum::Voter {
+                suspect: state.trust.suspect(&r.worker, &r.beneficiary),
+                trusted: state.trust.trusted(&r.worker, &r.beneficiary),
+            };
+            results.iter().map(voter).collect()
         })
-        .await
-        .unwrap_or_default();
-        match passing.iter().position(|&p| p) {
-            Some(canonical) => {
-                Decision::Accept { canonical, agreeing: (0..passing.len()).filter(|&i| passing[i]).collect() }
-            }
-            // As in a vote: workers with no record failing the check may be liars, so they get
-            // more room; trusted workers all failing it mean the job's check does not hold.
-            None if !quorum::exhausted(voters, rule) => Decision::OneMore,
-            None => Decision::Fail { reason: format!("none of {} results passed the matmul check", results.len()) },
-        }
     }
 
     async fn accept(
@@ -670,7 +626,7 @@ impl Scheduler {
             // one costs a colluding pair the time to earn trust first, and any check they fail
             // meanwhile starts them over. Checked answers are ground truth that no majority of
             // colluders can forge: as canaries they catch liars on any other work too.
-            let known = job.check.is_some()
+            let known = job.check.is_some_and(|check| check.covers_whole_result())
                 || vouched.iter().all(|(worker, beneficiary)| state.trust.trusted(worker, beneficiary));
             if let Answer::Outputs(outputs) = &results[canonical].answer
                 && known
@@ -733,7 +689,7 @@ impl Scheduler {
         };
         // Matmul-checked results were checked by the relay itself; outputs kept on workers for a
         // next shard are gone with the request that needed them.
-        let check = self.store.check(task.job)?.map(|c| c.matmul);
+        let check = self.store.check(task.job)?.map(|c| SelfCheck::Matmul(c.matmul));
         let rerunnable = matches!(record.work, JobWork::Kernel { .. }) && check.is_none() && !result.outputs.is_empty();
         if result.outcome != Outcome::Completed || !rerunnable || !result.verified_by.contains(&caught) {
             return Ok(false);
@@ -948,7 +904,7 @@ impl Scheduler {
     }
 }
 
-fn shared_of(record: &JobRecord, hand_off: bool, check: Option<MatmulCheck>) -> Arc<JobShared> {
+fn shared_of(record: &JobRecord, hand_off: bool, check: Option<SelfCheck>) -> Arc<JobShared> {
     let entry = match &record.work {
         JobWork::Kernel { entry_point, workgroup_size, workgroup_storage, .. } => Some(EntryPointInfo {
             name: entry_point.clone(),

@@ -103,25 +103,55 @@ impl Scheduler {
         self.metrics.peer_connections_failed.inc_by(u64::from(traffic.connections_failed));
     }
 
-    /// Replaces each digest-only answer by the bytes behind it, fetched from its worker. A
-    /// worker that cannot produce bytes matching its digest gave a malformed answer; one that
-    /// left meanwhile is dropped from the round, as if its lease had expired.
+    /// Replaces each digest-only answer by the bytes behind it, fetched from its worker (see
+    /// [`Self::fetch_outputs`]).
     pub(super) async fn fetch_digests(&self, task: TaskId, results: &mut Vec<Replica>, size: u64) {
-        let mut kept = Vec::with_capacity(results.len());
-        for mut replica in std::mem::take(results) {
-            if let Answer::Digest(sha256) = replica.answer {
-                match self.fetch_from(replica.worker, sha256, size).await {
-                    Ok(bytes) => replica.answer = Answer::Outputs(vec![hyphae_proto::tensor::Bytes(bytes)]),
+        let outputs = self.fetch_outputs(task, results, size).await;
+        for (replica, bytes) in results.iter_mut().zip(outputs) {
+            if matches!(replica.answer, Answer::Digest(_)) {
+                replica.answer = match bytes {
+                    Some(bytes) => Answer::Outputs(vec![hyphae_proto::tensor::Bytes(bytes)]),
+                    None => Answer::Malformed,
+                };
+            }
+        }
+    }
+
+    /// The bytes of each single-output answer, fetched from its worker where it kept them and
+    /// sent only the digest. A worker that cannot produce bytes matching its digest (or sent
+    /// no single output) gave a malformed answer: `None`. One that left meanwhile is dropped
+    /// from the round, as if its lease had expired, and the task asks for another replica.
+    pub(super) async fn fetch_outputs(
+        &self,
+        task: TaskId,
+        results: &mut Vec<Replica>,
+        size: u64,
+    ) -> Vec<Option<Vec<u8>>> {
+        let before = results.len();
+        let mut kept = Vec::with_capacity(before);
+        let mut outputs = Vec::with_capacity(before);
+        for replica in std::mem::take(results) {
+            let bytes = match &replica.answer {
+                Answer::Digest(sha256) => match self.fetch_from(replica.worker, *sha256, size).await {
+                    Ok(bytes) => Some(bytes),
                     Err(FetchError::Offline(_)) => continue,
                     Err(e) => {
                         tracing::warn!(%task, worker = %replica.worker, error = %e, "a kept output could not be fetched");
-                        replica.answer = Answer::Malformed;
+                        None
                     }
-                }
-            }
+                },
+                Answer::Outputs(data) if data.len() == 1 => Some(data[0].0.clone()),
+                Answer::Outputs(_) | Answer::Malformed => None,
+            };
             kept.push(replica);
+            outputs.push(bytes);
         }
+        let lost = before - kept.len();
         *results = kept;
+        if lost > 0 {
+            self.transition(|state| state.lost_replicas(task, lost as u32));
+        }
+        outputs
     }
 
     /// Fetches `size` bytes hashing to `sha256` from `worker`, through its socket.

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyphae_proto::api::{JobStatus, MatmulCheck, TaskCounts, Tolerance, TransportStats};
+use hyphae_proto::api::{JobStatus, TaskCounts, Tolerance, TransportStats};
 use hyphae_proto::frame::{
     AdapterInfo, FailureKind, KernelWork, Platform, ShardWork, Source, TaskAssignment, TaskFailure, ToWorker, Work,
 };
@@ -25,6 +25,7 @@ use super::lease::{Lease, Leases};
 use super::pairs::{PAIRING_LIFETIME, Pairs};
 use super::placement;
 use super::queue::{Fit, Queue};
+use crate::job::SelfCheck;
 use crate::store::records::{JobRecord, JobWork, TaskBody, TaskRecord};
 use crate::trust::{Trust, TrustConfig};
 
@@ -41,7 +42,7 @@ pub struct JobShared {
     /// See [`crate::job::ValidatedJob::hand_off`].
     pub hand_off: bool,
     /// Results the relay checks itself: one worker's result is enough when it passes.
-    pub check: Option<MatmulCheck>,
+    pub check: Option<SelfCheck>,
 }
 
 /// What a worker's writer task sends down the socket.
@@ -854,6 +855,14 @@ impl State {
         Next::Wait
     }
 
+    /// Replicas that came back but whose workers left before the relay could fetch their kept
+    /// outputs: no longer counted as coming, so judging the task asks for others instead.
+    pub fn lost_replicas(&mut self, task: TaskId, lost: u32) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.target = t.target.saturating_sub(lost);
+        }
+    }
+
     /// Gives idle workers an extra replica of a task held up by a straggler, so a slow worker (a
     /// phone, a busy laptop) does not hold up results others could give. A lease straggles when
     /// it is older than `after` and than twice the time the task's first answer took; while no
@@ -1322,7 +1331,7 @@ mod tests {
         let (a, _a_rx) = worker(&mut state, 8, now);
         let (plain, specs) = job(1, 2, 4);
         let p = &plain.shared;
-        let check = MatmulCheck { a: 0, b: 0, c: 0, dims: None, m: Some(1), k: Some(1), n: Some(1) };
+        let check = hyphae_proto::api::MatmulCheck { a: 0, b: 0, c: 0, dims: None, m: Some(1), k: Some(1), n: Some(1) };
         let checked = Arc::new(JobShared {
             id: JobId([9; 12]),
             work: p.work.clone(),
@@ -1331,7 +1340,7 @@ mod tests {
             redundancy: p.redundancy,
             credits_per_task: p.credits_per_task,
             hand_off: false,
-            check: Some(check),
+            check: Some(SelfCheck::Matmul(check)),
         });
         let answer = [Bytes(vec![7; 4])];
         let owner = vec![state.workers[&a].owner()];

@@ -7,4 +7,5 @@
 
 pub mod freivalds;
 pub mod quorum;
+pub mod spot;
 pub mod tolerance;

@@ -26,7 +26,7 @@ pub fn buffers_match(a: &[u8], b: &[u8], dtype: Dtype, tolerance: &Tolerance) ->
     f32s(a).zip(f32s(b)).all(|(x, y)| floats_match(x, y, tolerance))
 }
 
-fn floats_match(a: f32, b: f32, tolerance: &Tolerance) -> bool {
+pub fn floats_match(a: f32, b: f32, tolerance: &Tolerance) -> bool {
     if a.is_nan() || b.is_nan() {
         return a.is_nan() && b.is_nan();
     }

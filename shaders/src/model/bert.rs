@@ -480,8 +480,9 @@ fn check_input(
 
 /// The CPU reference of [`run_shard`]: the same computation, kernel by kernel, from
 /// [`crate::reference`] (Q, K and V projected separately, as the model file stores them).
-/// Panics if the inputs do not fit the shard (callers build them; [`run_shard`] checks
-/// untrusted ones) or `weights` do not hold the shard's tensors.
+/// Inputs that do not fit the shard are an error, as for [`run_shard`]: the relay runs it on
+/// activations workers sent. `weights` must hold the shard's tensors ([`ShardWeights::parse`]
+/// with the same plan checks that).
 pub fn reference_shard(
     config: &BertConfig,
     plan: &ShardPlan,
@@ -490,10 +491,8 @@ pub fn reference_shard(
     seq: u32,
     mask: &[u32],
     input: ShardInput<'_>,
-) -> Vec<f32> {
-    if let Err(error) = check_input(config, plan, batch, seq, mask, input) {
-        panic!("reference_shard: {error}");
-    }
+) -> Result<Vec<f32>, ModelError> {
+    check_input(config, plan, batch, seq, mask, input)?;
     let (b, s) = (batch as usize, seq as usize);
     let (h, i) = (config.hidden_size as usize, config.intermediate_size as usize);
     let t = b * s;
@@ -560,7 +559,7 @@ pub fn reference_shard(
         let pooled = reference::mean_pool::mean_pool(&hidden, &mask, b, s, h);
         hidden = reference::l2_normalize::l2_normalize(&pooled, b, h);
     }
-    hidden
+    Ok(hidden)
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use hyphae_proto::frame::ShardSpec;
 use safetensors::tensor::TensorView;
 
 use super::weights::{check_plan, checked_tensors, parse, shard_tensors};
@@ -20,6 +21,19 @@ pub struct ShardPlan {
     pub layers: Range<u32>,
     pub embeddings: bool,
     pub pooling: bool,
+}
+
+/// The wire's description of a shard (what a task names) is the plan it runs.
+impl From<&ShardSpec> for ShardPlan {
+    fn from(spec: &ShardSpec) -> ShardPlan {
+        ShardPlan {
+            index: spec.index,
+            count: spec.count,
+            layers: spec.layers[0]..spec.layers[1],
+            embeddings: spec.embeddings,
+            pooling: spec.pooling,
+        }
+    }
 }
 
 /// Splits `config`'s layers into `shards` consecutive ranges, as even as possible (sizes

@@ -135,7 +135,7 @@ async fn run_chain(
         let p = loaded.plan();
         let input = if p.embeddings { ShardInput::Tokens(ids) } else { ShardInput::Hidden(&hidden) };
         let got = run_shard(gpu, loaded, batch, seq, mask, input).await.map_err(model(case))?;
-        let want = reference_shard(config, p, weights, batch, seq, mask, input);
+        let want = reference_shard(config, p, weights, batch, seq, mask, input).map_err(model(case))?;
         let shard_case = format!("{case}, shard {} of {} (layers {:?})", p.index, p.count, p.layers);
         if got.iter().any(|v| !v.is_finite()) {
             return Err(unexpected(&shard_case, "non-finite values in the output"));
@@ -156,7 +156,8 @@ pub async fn sharded_model_matches_the_unsplit_reference(gpu: &Gpu) -> Result<()
     let (ids, mask) = batch_of(&mut rng, &config, seq as usize, &[11, 4, 2]);
     let whole = plan(&config, 1).map_err(model("plan"))?;
     let all_weights = ShardWeights::parse(&config, &whole[0], &model_file).map_err(model("weights"))?;
-    let want = reference_shard(&config, &whole[0], &all_weights, batch, seq, &mask, ShardInput::Tokens(&ids));
+    let want = reference_shard(&config, &whole[0], &all_weights, batch, seq, &mask, ShardInput::Tokens(&ids))
+        .map_err(model("reference"))?;
     for shards in 1..=3 {
         let case = format!("{shards} shards");
         let plans = plan(&config, shards).map_err(model(&case))?;

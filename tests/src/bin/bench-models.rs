@@ -234,9 +234,9 @@ fn cpu_reference(wheel: &std::path::Path, sentences: &[&str]) -> anyhow::Result<
     for b in batches(&model.tokenizer, sentences)? {
         let (config, rows) = (&model.config, b.rows());
         let first = ShardInput::Tokens(&b.ids);
-        let mut hidden = reference_shard(config, &plans[0], &weights[0], rows, b.seq, &b.mask, first);
+        let mut hidden = reference_shard(config, &plans[0], &weights[0], rows, b.seq, &b.mask, first)?;
         for (p, w) in plans.iter().zip(&weights).skip(1) {
-            hidden = reference_shard(config, p, w, rows, b.seq, &b.mask, ShardInput::Hidden(&hidden));
+            hidden = reference_shard(config, p, w, rows, b.seq, &b.mask, ShardInput::Hidden(&hidden))?;
         }
         done += hidden.len() / model.config.hidden_size as usize;
     }
