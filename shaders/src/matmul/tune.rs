@@ -8,7 +8,8 @@
 //! [`TARGET_SECONDS`], so fixed costs per submit fade; the best of two submits counts. It needs
 //! no timestamp queries, so it works the same in every browser. Tuning stops starting new
 //! candidates after [`GPU_BUDGET_SECONDS`] (pipeline compiles included); a CPU adapter (lavapipe,
-//! SwiftShader) is not timed unless asked ([`Timing::Always`]): it gets [`CPU_DEFAULT`].
+//! SwiftShader) is not timed unless asked ([`Timing::Always`]): it gets [`CPU_DEFAULT`], the
+//! scheme that won there when timed (SwiftShader needs about 5 s to time them all).
 //!
 //! Because every variant gives the same bits, a choice changes speed only, never results: a
 //! stale or wrong cache entry can cost time, not correctness. Entries name the kernels they
