@@ -6,6 +6,9 @@
 //! - [`executor`]: [`Gpu`], the only code here that touches wgpu. One code path for native and
 //!   browser; they differ only in how the instance is found and how readback waits.
 //! - [`kernels`]: the built-in kernels (`wgsl/*.wgsl`), their bindings and dispatch rules.
+//! - [`matmul`]: matrix products tuned per adapter: a family of tiled kernels generated from one
+//!   template, the autotuner that picks one per adapter (cached on disk natively), and
+//!   [`MatmulPlan`], what model shards dispatch for their linear layers.
 //! - [`mod@reference`]: a CPU reference of every built-in kernel, for tests and for relay canaries.
 //! - [`model`]: model runtimes split into pipeline shards (BERT / all-MiniLM-L6-v2): configs,
 //!   shard plans and FLOPs, per-shard weights, and shards run as multi-dispatch programs.
@@ -23,10 +26,12 @@
 pub mod error;
 pub mod executor;
 pub mod kernels;
+pub mod matmul;
 pub mod model;
 pub mod reference;
 pub mod testsuite;
 pub mod validate;
 
 pub use executor::{Contents, ExecError, Gpu, GpuBuffer, Launch, LaunchBinding, Pipeline, Program};
+pub use matmul::{Layout, MatmulPlan, TuneCache};
 pub use validate::{BindingKind, EntryPointInfo, OverrideInfo, ShaderBinding, ShaderError, ShaderInfo, validate};

@@ -53,6 +53,16 @@ async fn matmul_matches_reference_on_ragged_shapes() {
 }
 
 #[wasm_bindgen_test]
+async fn matmul_variants_agree_bitwise_and_match_reference() {
+    check(testsuite::matmul::matmul_variants_agree_bitwise_and_match_reference(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn tuned_matmul_plan_matches_reference() {
+    check(testsuite::matmul::tuned_matmul_plan_matches_reference(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
 async fn collatz_matches_reference() {
     check(testsuite::kernels::collatz_matches_reference(&gpu().await).await);
 }
@@ -165,6 +175,11 @@ async fn program_misuse_is_a_typed_error() {
 #[wasm_bindgen_test]
 async fn sharded_model_matches_the_unsplit_reference() {
     check(testsuite::model::sharded_model_matches_the_unsplit_reference(&gpu().await).await);
+}
+
+#[wasm_bindgen_test]
+async fn every_matmul_scheme_gives_the_same_embedding_bits() {
+    check(testsuite::model::every_matmul_scheme_gives_the_same_embedding_bits(&gpu().await).await);
 }
 
 #[wasm_bindgen_test]

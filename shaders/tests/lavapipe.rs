@@ -3,8 +3,8 @@
 //! opens a `Gpu` of its own, so counters read by the executor checks are not disturbed by
 //! tests running in parallel.
 
-use hyphae_shaders::Gpu;
 use hyphae_shaders::testsuite::{self, Failure};
+use hyphae_shaders::{Gpu, TuneCache};
 
 fn gpu() -> Gpu {
     pollster::block_on(Gpu::new()).expect("a native GPU adapter (lavapipe: mesa-vulkan-drivers)")
@@ -35,6 +35,23 @@ fn adapter_reports_backend_type_and_limits() {
 #[test]
 fn matmul_matches_reference_on_ragged_shapes() {
     check(pollster::block_on(testsuite::kernels::matmul_matches_reference_on_ragged_shapes(&gpu())));
+}
+
+#[test]
+fn matmul_variants_agree_bitwise_and_match_reference() {
+    check(pollster::block_on(testsuite::matmul::matmul_variants_agree_bitwise_and_match_reference(&gpu())));
+}
+
+#[test]
+fn tuned_matmul_plan_matches_reference() {
+    check(pollster::block_on(testsuite::matmul::tuned_matmul_plan_matches_reference(&gpu())));
+}
+
+/// With a memory-only tuning cache: a measured choice must not land in this user's cache file.
+#[test]
+fn forced_tuning_keeps_the_fastest_candidate() {
+    let gpu = pollster::block_on(Gpu::with_tune_cache(TuneCache::Memory)).expect("a native GPU adapter");
+    check(pollster::block_on(testsuite::matmul::forced_tuning_keeps_the_fastest_candidate(&gpu)));
 }
 
 #[test]
@@ -140,6 +157,11 @@ fn program_misuse_is_a_typed_error() {
 #[test]
 fn sharded_model_matches_the_unsplit_reference() {
     check(pollster::block_on(testsuite::model::sharded_model_matches_the_unsplit_reference(&gpu())));
+}
+
+#[test]
+fn every_matmul_scheme_gives_the_same_embedding_bits() {
+    check(pollster::block_on(testsuite::model::every_matmul_scheme_gives_the_same_embedding_bits(&gpu())));
 }
 
 #[test]

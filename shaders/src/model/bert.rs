@@ -5,12 +5,14 @@
 //!
 //! Per encoder layer, with T = batch·seq tokens and hidden states `h` [T, H]:
 //! ```text
-//! qkv = h·Wqkvᵀ + bqkv            matmul_bias  (Q, K, V weights concatenated at load: one matmul)
+//! qkv = h·Wqkvᵀ + bqkv            linear       (Q, K, V weights concatenated at load: one matmul)
 //! ctx = attention(qkv, mask)      attention    (fused layout: Q, K, V side by side per token)
-//! h1  = LN(ctx·Woᵀ + bo + h)      matmul_bias, layernorm with residual
-//! g   = GELU(h1·Wiᵀ + bi)         matmul_bias, gelu
-//! h   = LN(g·Wo2ᵀ + bo2 + h1)     matmul_bias, layernorm with residual
+//! h1  = LN(ctx·Woᵀ + bo + h)      linear, layernorm with residual
+//! g   = GELU(h1·Wiᵀ + bi)         linear, gelu
+//! h   = LN(g·Wo2ᵀ + bo2 + h1)     linear, layernorm with residual
 //! ```
+//! where `linear` is the `matmul_bias` product in the variant tuned for this adapter
+//! ([`Gpu::matmul_plan`] with [`Layout::Linear`]).
 //! preceded, in the first shard, by `h = LN(embeddings(ids))` and followed, in the last, by
 //! `l2_normalize(mean_pool(h, mask))`.
 //!
@@ -30,6 +32,7 @@ use super::weights::{
 use super::{BertConfig, ModelError, ShardPlan};
 use crate::executor::{Gpu, GpuBuffer, Pipeline, Program};
 use crate::kernels::{self, QkvLayout};
+use crate::matmul::Layout;
 use crate::reference;
 
 /// One dispatch of a layer: pipeline, `(binding, buffer)`s, workgroups.
@@ -68,7 +71,6 @@ struct LayerWeights {
 }
 
 struct Pipelines {
-    matmul_bias: Pipeline,
     layernorm: Pipeline,
     gelu: Pipeline,
     attention: Pipeline,
@@ -170,7 +172,6 @@ impl LoadedShard {
             });
         }
         let pipelines = Pipelines {
-            matmul_bias: gpu.kernel_pipeline(&kernels::MATMUL_BIAS).await?,
             layernorm: gpu.kernel_pipeline(&kernels::LAYERNORM).await?,
             gelu: gpu.kernel_pipeline(&kernels::GELU).await?,
             attention: gpu.kernel_pipeline(&kernels::ATTENTION).await?,
@@ -267,13 +268,19 @@ impl LoadedShard {
             ))
             .await?;
             let ln_params = params(&kernels::layernorm_params(tokens, h, true, c.layer_norm_eps)).await?;
+            // The linear layers run the matmul variant tuned for this adapter (every variant
+            // gives the same bits, so workers that tuned differently still agree).
+            let qkv_plan = gpu.matmul_plan(Layout::Linear, tokens, 3 * h, h).await?;
+            let square_plan = gpu.matmul_plan(Layout::Linear, tokens, h, h).await?;
+            let up_plan = gpu.matmul_plan(Layout::Linear, tokens, i, h).await?;
+            let down_plan = gpu.matmul_plan(Layout::Linear, tokens, h, i).await?;
             let rows = kernels::row_workgroups(t);
             for l in &self.layers {
                 let steps: [Step; 7] = [
                     (
-                        &p.matmul_bias,
+                        &qkv_plan.pipeline,
                         vec![(0, &qkv_params), (1, &hidden), (2, &l.qkv_weight), (3, &l.qkv_bias), (4, &qkv)],
-                        kernels::matmul_bias_workgroups(tokens, 3 * h),
+                        qkv_plan.workgroups,
                     ),
                     (
                         &p.attention,
@@ -281,7 +288,7 @@ impl LoadedShard {
                         kernels::attention_workgroups(batch, seq, c.num_attention_heads),
                     ),
                     (
-                        &p.matmul_bias,
+                        &square_plan.pipeline,
                         vec![
                             (0, &square_params),
                             (1, &context),
@@ -289,7 +296,7 @@ impl LoadedShard {
                             (3, &l.attention_out_bias),
                             (4, &projected),
                         ],
-                        kernels::matmul_bias_workgroups(tokens, h),
+                        square_plan.workgroups,
                     ),
                     (
                         &p.layernorm,
@@ -304,7 +311,7 @@ impl LoadedShard {
                         rows,
                     ),
                     (
-                        &p.matmul_bias,
+                        &up_plan.pipeline,
                         vec![
                             (0, &up_params),
                             (1, &attended),
@@ -312,7 +319,7 @@ impl LoadedShard {
                             (3, &l.intermediate_bias),
                             (4, &intermediate),
                         ],
-                        kernels::matmul_bias_workgroups(tokens, i),
+                        up_plan.workgroups,
                     ),
                     (
                         &p.gelu,
@@ -320,7 +327,7 @@ impl LoadedShard {
                         kernels::linear_workgroups(t * u64::from(i), kernels::GELU.workgroup_size[0]),
                     ),
                     (
-                        &p.matmul_bias,
+                        &down_plan.pipeline,
                         vec![
                             (0, &down_params),
                             (1, &activated),
@@ -328,7 +335,7 @@ impl LoadedShard {
                             (3, &l.output_bias),
                             (4, &projected),
                         ],
-                        kernels::matmul_bias_workgroups(tokens, h),
+                        down_plan.workgroups,
                     ),
                 ];
                 for (pipeline, buffers, workgroups) in &steps {

@@ -13,6 +13,7 @@
 
 pub mod executor;
 pub mod kernels;
+pub mod matmul;
 pub mod model;
 pub mod transformer;
 

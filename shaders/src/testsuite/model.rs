@@ -11,6 +11,7 @@ use safetensors::tensor::TensorView;
 
 use super::{Failure, Lcg, Tolerance, compare_f32_values, unexpected};
 use crate::executor::Gpu;
+use crate::matmul::{CANDIDATES, Layout, Scheme};
 use crate::model::weights::{TensorSpec, embedding_tensors, layer_tensors};
 use crate::model::{
     BertConfig, LoadedShard, ModelError, ShardInput, ShardPlan, ShardWeights, plan, reference_shard, run_shard,
@@ -273,6 +274,41 @@ pub async fn shard_inputs_are_checked_and_buffers_reused(gpu: &Gpu) -> Result<()
     let want_len = first.output_len(2, 3);
     if once.len() != want_len {
         return Err(Failure::Length { case: case.to_owned(), want: want_len, got: once.len() });
+    }
+    Ok(())
+}
+
+/// Workers that tuned differently agree: the whole model gives the same bits of every
+/// embedding whichever matmul scheme its linear layers run. The config mixes shapes where K
+/// and N are multiples of 4 (vec4 variants: the QKV and attention-output projections) with
+/// ones where they are not (scalar variants: FFN width 70).
+pub async fn every_matmul_scheme_gives_the_same_embedding_bits(gpu: &Gpu) -> Result<(), Failure> {
+    let config = BertConfig { hidden_size: 36, intermediate_size: 70, ..small_config() };
+    let model_file = random_model(&config, 27);
+    let mut rng = Lcg::new(28);
+    let (batch, seq) = (3u32, 9u32);
+    let (ids, mask) = batch_of(&mut rng, &config, seq as usize, &[9, 5, 1]);
+    let whole = plan(&config, 1).map_err(model("plan"))?;
+    let mut first: Option<(Scheme, Vec<f32>)> = None;
+    for scheme in CANDIDATES.into_iter().filter(|s| s.fits(&gpu.limits())) {
+        let case = format!("linear layers on {}", scheme.name());
+        gpu.use_matmul_scheme(Layout::Linear, scheme);
+        let shards = load_shards(gpu, &config, &whole, &model_file, &case).await?;
+        let got = run_chain(gpu, &config, &shards, Batch { batch, seq, ids: &ids, mask: &mask }, &case).await?;
+        match &first {
+            None => first = Some((scheme, got)),
+            Some((reference, want)) => {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                if let Some(index) = bits(&got).iter().zip(bits(want)).position(|(g, w)| *g != w) {
+                    return Err(Failure::Mismatch {
+                        case: format!("{case}: not bitwise equal to {}", reference.name()),
+                        index,
+                        got: format!("{:e}", got[index]),
+                        want: format!("{:e}", want[index]),
+                    });
+                }
+            }
+        }
     }
     Ok(())
 }
