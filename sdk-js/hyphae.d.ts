@@ -62,7 +62,10 @@ export interface AdapterInfo {
   driver: string;
 }
 
-/** A receipt exactly as the relay signed it (EIP-191 over the payload's canonical JSON). */
+/**
+ * A receipt exactly as the relay signed it: EIP-191 over the payload's canonical JSON, or, when
+ * signed in a batch, over `hyphae receipt batch <root>` of the Merkle tree `batch` leads up to.
+ */
 export interface SignedReceipt {
   payload: {
     beneficiary: Address;
@@ -79,6 +82,14 @@ export interface SignedReceipt {
   /** 65 bytes r‖s‖v, hex. */
   signature: string;
   signer: Address;
+  /** Present when the receipt was signed with others under one signature. */
+  batch?: {
+    /** This receipt's leaf, from 0. */
+    index: number;
+    leaves: number;
+    /** Sibling hashes (hex) from the leaf up, where a level has one. */
+    path: string[];
+  };
 }
 
 export interface StateEvent {

@@ -197,24 +197,28 @@ impl<'de> Deserialize<'de> for Signature {
 
 /// A secp256k1 secret key. Its `Debug` shows only the address, so it never lands in a log.
 #[derive(Clone)]
-pub struct SecretKey(SigningKey);
+pub struct SecretKey {
+    key: SigningKey,
+    /// Derived once: a relay stamps it on every receipt it signs.
+    address: Address,
+}
 
 impl SecretKey {
     /// A fresh key from the caller's cryptographic RNG (this crate draws no randomness itself).
     pub fn random(rng: &mut impl k256::elliptic_curve::rand_core::CryptoRngCore) -> SecretKey {
-        SecretKey(SigningKey::random(rng))
+        SecretKey::from(SigningKey::random(rng))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<SecretKey, ProtoError> {
-        SigningKey::from_slice(bytes).map(SecretKey).map_err(|_| ProtoError::InvalidSecretKey)
+        SigningKey::from_slice(bytes).map(SecretKey::from).map_err(|_| ProtoError::InvalidSecretKey)
     }
 
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes().into()
+        self.key.to_bytes().into()
     }
 
     pub fn address(&self) -> Address {
-        Address::of(self.0.verifying_key())
+        self.address
     }
 
     /// EIP-191 `personal_sign` of `message`.
@@ -224,11 +228,18 @@ impl SecretKey {
 
     pub fn sign_prehash(&self, prehash: &[u8; 32]) -> Signature {
         let (signature, recovery) =
-            self.0.sign_prehash_recoverable(prehash).expect("a 32-byte prehash is always signable");
+            self.key.sign_prehash_recoverable(prehash).expect("a 32-byte prehash is always signable");
         let mut out = [0u8; 65];
         out[..64].copy_from_slice(&signature.to_bytes());
         out[64] = 27 + recovery.to_byte();
         Signature(out)
+    }
+}
+
+impl From<SigningKey> for SecretKey {
+    fn from(key: SigningKey) -> SecretKey {
+        let address = Address::of(key.verifying_key());
+        SecretKey { key, address }
     }
 }
 

@@ -22,9 +22,9 @@ pub use digest::Sha256;
 pub use error::ProtoError;
 pub use ids::{BlobId, JobId, LeaseId, ReceiptId, TaskId};
 pub use keys::{Address, SecretKey, Signature};
-pub use receipt::{ReceiptPayload, SignedReceipt};
+pub use receipt::{BatchProof, ReceiptPayload, SignedReceipt, batch_message, sign_receipts};
 pub use tensor::Dtype;
 
 /// Version of the worker protocol spoken over `GET /v1/workers/ws`. Bumped on any incompatible
 /// change to [`frame`]; the relay refuses workers that speak another one.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;

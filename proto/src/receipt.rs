@@ -1,6 +1,12 @@
 //! Credit receipts (DESIGN.md §3): one verified contribution, signed by the relay with EIP-191
 //! `personal_sign` over the payload's canonical JSON (keys sorted, no spaces, UTF-8), so that any
 //! Ethereum library can check it offline: `recover_message(canonical_json, signature) == relay`.
+//!
+//! A busy relay signs receipts in batches ([`sign_receipts`]): one signature over the root of a
+//! Merkle tree of the batch's payloads, each receipt carrying its [`BatchProof`], the path from
+//! its leaf to that root. It checks offline just as well (hash up the path, then recover the
+//! signer from [`batch_message`]`(root)`), and one signature then pays for hundreds of receipts:
+//! an ECDSA signature costs a relay core tens of microseconds, hashing a path a microsecond.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,17 +51,129 @@ impl ReceiptPayload {
 
     pub fn sign(self, relay_key: &SecretKey) -> SignedReceipt {
         let signature = relay_key.sign_message(self.canonical_json().as_bytes());
-        SignedReceipt { payload: self, signature, signer: relay_key.address() }
+        SignedReceipt { payload: self, signature, signer: relay_key.address(), batch: None }
     }
 }
 
-/// A receipt as it travels: `{"payload":{…},"signature":"0x…","signer":"0x…"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A receipt as it travels: `{"payload":{…},"signature":"0x…","signer":"0x…"}`, plus
+/// `"batch":{"index":…,"leaves":…,"path":[…]}` when it was signed in a batch. `Serialize` is
+/// written out below: JSON leaves out a missing `batch` (a receipt signed alone reads as it always
+/// did), binary frames always carry it (postcard has no field names to tell a field was skipped).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedReceipt {
     pub payload: ReceiptPayload,
+    /// Over the canonical JSON, or over [`batch_message`] of the batch's root.
     pub signature: Signature,
     pub signer: Address,
+    #[serde(default)]
+    pub batch: Option<BatchProof>,
+}
+
+impl Serialize for SignedReceipt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let omit_batch = serializer.is_human_readable() && self.batch.is_none();
+        let mut s = serializer.serialize_struct("SignedReceipt", if omit_batch { 3 } else { 4 })?;
+        s.serialize_field("payload", &self.payload)?;
+        s.serialize_field("signature", &self.signature)?;
+        s.serialize_field("signer", &self.signer)?;
+        if omit_batch {
+            s.skip_field("batch")?;
+        } else {
+            s.serialize_field("batch", &self.batch)?;
+        }
+        s.end()
+    }
+}
+
+/// Where a receipt sits in the Merkle tree of the batch it was signed in. Leaves are
+/// `sha256(0x00 ‖ canonical_json)`, inner nodes `sha256(0x01 ‖ left ‖ right)` (the prefixes keep
+/// a leaf from passing for a node); a level's odd last node moves up unpaired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchProof {
+    /// This receipt's leaf, counted from 0.
+    pub index: u32,
+    /// Leaves in the batch.
+    pub leaves: u32,
+    /// The sibling at each level where there is one, from the leaf up.
+    pub path: Vec<Sha256>,
+}
+
+/// The message whose EIP-191 signature covers a batch: what an Ethereum library recovers from.
+pub fn batch_message(root: &Sha256) -> String {
+    format!("hyphae receipt batch {root}")
+}
+
+fn leaf_hash(payload: &ReceiptPayload) -> Sha256 {
+    Sha256::of_parts([&[0u8][..], payload.canonical_json().as_bytes()])
+}
+
+fn node_hash(left: &Sha256, right: &Sha256) -> Sha256 {
+    Sha256::of_parts([&[1u8][..], &left.0, &right.0])
+}
+
+impl BatchProof {
+    /// The root that `leaf` and this path hash up to; `None` when the path does not fit the
+    /// batch's shape (too short, too long, or an index past the leaves).
+    pub fn root(&self, leaf: Sha256) -> Option<Sha256> {
+        let (mut index, mut width, mut node) = (self.index, self.leaves, leaf);
+        let mut path = self.path.iter();
+        if index >= width {
+            return None;
+        }
+        while width > 1 {
+            let unpaired = index == width - 1 && width % 2 == 1;
+            if !unpaired {
+                let sibling = path.next()?;
+                node = if index % 2 == 0 { node_hash(&node, sibling) } else { node_hash(sibling, &node) };
+            }
+            index /= 2;
+            width = width.div_ceil(2);
+        }
+        path.next().is_none().then_some(node)
+    }
+}
+
+/// Signs `payloads` with one signature. A single receipt is signed alone, as ever; several
+/// share the signature of their Merkle root, each with its proof.
+pub fn sign_receipts(payloads: Vec<ReceiptPayload>, relay_key: &SecretKey) -> Vec<SignedReceipt> {
+    if payloads.len() <= 1 {
+        return payloads.into_iter().map(|p| p.sign(relay_key)).collect();
+    }
+    let leaves = payloads.len() as u32;
+    let mut levels: Vec<Vec<Sha256>> = vec![payloads.iter().map(leaf_hash).collect()];
+    while levels.last().is_some_and(|level| level.len() > 1) {
+        let below = levels.last().expect("checked above");
+        let above = below
+            .chunks(2)
+            .map(|pair| match pair {
+                [left, right] => node_hash(left, right),
+                [unpaired] => *unpaired,
+                _ => unreachable!("chunks of two"),
+            })
+            .collect();
+        levels.push(above);
+    }
+    let root = levels.last().expect("at least the leaves")[0];
+    let signature = relay_key.sign_message(batch_message(&root).as_bytes());
+    payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let mut index = i;
+            let mut path = Vec::new();
+            for level in &levels[..levels.len() - 1] {
+                if let Some(sibling) = level.get(index ^ 1) {
+                    path.push(*sibling);
+                }
+                index /= 2;
+            }
+            let batch = Some(BatchProof { index: i as u32, leaves, path });
+            SignedReceipt { payload, signature, signer: relay_key.address(), batch }
+        })
+        .collect()
 }
 
 /// Why a receipt does not verify.
@@ -63,6 +181,8 @@ pub struct SignedReceipt {
 pub enum ReceiptError {
     #[error("unsupported receipt version {0}")]
     UnsupportedVersion(u32),
+    #[error("the batch proof does not lead to a root (index {index} of {leaves} leaves, {steps} steps)")]
+    BadProof { index: u32, leaves: u32, steps: usize },
     #[error("signature does not recover to a key: {0}")]
     Unrecoverable(#[source] ProtoError),
     #[error("signature recovers to {recovered}, not to the signer {expected}")]
@@ -84,8 +204,18 @@ impl SignedReceipt {
         if self.payload.v != ReceiptPayload::VERSION {
             return Err(ReceiptError::UnsupportedVersion(self.payload.v));
         }
-        let recovered =
-            self.signature.recover(self.payload.canonical_json().as_bytes()).map_err(ReceiptError::Unrecoverable)?;
+        let signed = match &self.batch {
+            None => self.payload.canonical_json(),
+            Some(proof) => {
+                let root = proof.root(leaf_hash(&self.payload)).ok_or(ReceiptError::BadProof {
+                    index: proof.index,
+                    leaves: proof.leaves,
+                    steps: proof.path.len(),
+                })?;
+                batch_message(&root)
+            }
+        };
+        let recovered = self.signature.recover(signed.as_bytes()).map_err(ReceiptError::Unrecoverable)?;
         if recovered != self.signer {
             return Err(ReceiptError::BadSignature { recovered, expected: self.signer });
         }
@@ -159,6 +289,74 @@ mod tests {
             Err(ReceiptError::BadSignature { expected, .. }) => assert_eq!(expected, relay.address()),
             other => panic!("expected BadSignature, got {other:?}"),
         }
+    }
+
+    fn batch(relay: &SecretKey, n: u32) -> Vec<SignedReceipt> {
+        let payloads = (0..n).map(|i| ReceiptPayload { issued_at: 1_790_000_000 + u64::from(i), ..payload(relay) });
+        sign_receipts(payloads.collect(), relay)
+    }
+
+    #[test]
+    fn every_receipt_of_a_batch_verifies_and_its_root_recovers_in_an_independent_library() {
+        let relay = SecretKey::random(&mut rand::thread_rng());
+        for n in [2, 3, 5, 8, 13] {
+            let receipts = batch(&relay, n);
+            let signature = receipts[0].signature;
+            for receipt in &receipts {
+                receipt.verify(Some(relay.address())).unwrap_or_else(|e| panic!("{n} receipts: {e}"));
+                assert_eq!(receipt.signature, signature, "one signature for the batch");
+                let wire = serde_json::to_string(receipt).unwrap();
+                assert_eq!(serde_json::from_str::<SignedReceipt>(&wire).unwrap(), *receipt);
+            }
+            let proof = receipts[1].batch.as_ref().unwrap();
+            let root = proof.root(leaf_hash(&receipts[1].payload)).unwrap();
+            let theirs = alloy_primitives::Signature::from_raw(&signature.0).unwrap();
+            let recovered = theirs.recover_address_from_msg(batch_message(&root)).unwrap();
+            assert_eq!(recovered.to_checksum(None), relay.address().to_string());
+        }
+    }
+
+    #[test]
+    fn receipts_with_and_without_a_batch_cross_binary_frames() {
+        let relay = SecretKey::random(&mut rand::thread_rng());
+        for receipt in [batch(&relay, 1).remove(0), batch(&relay, 3).remove(2)] {
+            let bytes = postcard::to_allocvec(&receipt).unwrap();
+            assert_eq!(postcard::from_bytes::<SignedReceipt>(&bytes).unwrap(), receipt);
+        }
+    }
+
+    #[test]
+    fn a_receipt_alone_is_signed_as_ever() {
+        let relay = SecretKey::random(&mut rand::thread_rng());
+        let alone = batch(&relay, 1).remove(0);
+        assert_eq!(alone, alone.payload.clone().sign(&relay));
+        assert!(!serde_json::to_string(&alone).unwrap().contains("batch"));
+    }
+
+    #[test]
+    fn a_tampered_batched_receipt_or_proof_fails() {
+        let relay = SecretKey::random(&mut rand::thread_rng());
+        let receipts = batch(&relay, 5);
+        let mut credits = receipts[2].clone();
+        credits.payload.credits = "1000".parse().unwrap();
+        assert!(matches!(credits.verify(None), Err(ReceiptError::BadSignature { .. })));
+        // Another receipt's place in the batch, or its sibling swapped in: another root.
+        let mut moved = receipts[2].clone();
+        moved.batch.as_mut().unwrap().index = 3;
+        assert!(matches!(moved.verify(None), Err(ReceiptError::BadSignature { .. })));
+        let mut short = receipts[2].clone();
+        short.batch.as_mut().unwrap().path.pop();
+        assert!(matches!(short.verify(None), Err(ReceiptError::BadProof { .. })));
+        let mut long = receipts[4].clone();
+        long.batch.as_mut().unwrap().path.push(Sha256::of(b"x"));
+        assert!(matches!(long.verify(None), Err(ReceiptError::BadProof { .. })));
+        let mut past = receipts[0].clone();
+        past.batch.as_mut().unwrap().index = 5;
+        assert!(matches!(past.verify(None), Err(ReceiptError::BadProof { .. })));
+        // A receipt of the batch passed off as signed alone.
+        let mut unbatched = receipts[0].clone();
+        unbatched.batch = None;
+        assert!(matches!(unbatched.verify(None), Err(ReceiptError::BadSignature { .. })));
     }
 
     #[test]

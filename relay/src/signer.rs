@@ -1,19 +1,37 @@
 //! The relay's signing key and receipt issuance. The key lives in the data directory as
 //! `relay.key` (hex, mode 0600), created on first start; its address is the relay's identity,
 //! named in every receipt and in `GET /v1/relay`.
+//!
+//! Receipts are signed on a thread of their own, in batches: whatever was asked for while the
+//! last batch was being signed goes into the next, under one signature
+//! ([`hyphae_proto::sign_receipts`]). An idle relay signs each receipt alone, as soon as asked;
+//! a busy one signs fewer, larger batches instead of falling behind, as group commit does for
+//! disk writes.
 
 use std::io;
 use std::path::Path;
+use std::sync::{Arc, mpsc};
 
-use hyphae_proto::{Address, ReceiptPayload, SecretKey, SignedReceipt};
+use hyphae_proto::{Address, ReceiptPayload, SecretKey, SignedReceipt, sign_receipts};
+use tokio::sync::oneshot;
+
+type Request = (Vec<ReceiptPayload>, oneshot::Sender<Vec<SignedReceipt>>);
 
 pub struct Signer {
-    key: SecretKey,
+    key: Arc<SecretKey>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl Signer {
     pub fn new(key: SecretKey) -> Signer {
-        Signer { key }
+        let key = Arc::new(key);
+        let (requests, incoming) = mpsc::channel();
+        let signing = key.clone();
+        std::thread::Builder::new()
+            .name("receipt-signer".into())
+            .spawn(move || sign_batches(&signing, &incoming))
+            .expect("spawning the receipt signer");
+        Signer { key, requests }
     }
 
     /// Loads `relay.key` from `data_dir`, creating it if missing.
@@ -25,12 +43,12 @@ impl Signer {
                     .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{}: not hex", path.display())))?;
                 let key = SecretKey::from_bytes(&bytes)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
-                Ok(Signer { key })
+                Ok(Signer::new(key))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let key = SecretKey::random(&mut rand::rngs::OsRng);
                 write_secret(&path, &hex::encode(key.to_bytes()))?;
-                Ok(Signer { key })
+                Ok(Signer::new(key))
             }
             Err(e) => Err(e),
         }
@@ -40,9 +58,38 @@ impl Signer {
         self.key.address()
     }
 
+    /// Signs one receipt alone, now.
     pub fn sign(&self, payload: ReceiptPayload) -> SignedReceipt {
         debug_assert_eq!(payload.relay, self.address());
         payload.sign(&self.key)
+    }
+
+    /// Signs `payloads` on the signing thread, in the batch it signs next; in order.
+    pub async fn sign_batched(&self, payloads: Vec<ReceiptPayload>) -> Vec<SignedReceipt> {
+        if payloads.is_empty() {
+            return Vec::new();
+        }
+        debug_assert!(payloads.iter().all(|p| p.relay == self.address()));
+        let (tx, rx) = oneshot::channel();
+        // The thread lives as long as any sender: it cannot be gone while `self` is here.
+        self.requests.send((payloads, tx)).expect("the receipt signer outlives the relay");
+        rx.await.expect("the receipt signer answers every request")
+    }
+}
+
+/// The signing thread: takes one request, then every other already waiting, and signs them
+/// all under one signature. Ends when the [`Signer`] is dropped.
+fn sign_batches(key: &SecretKey, incoming: &mpsc::Receiver<Request>) {
+    while let Ok(first) = incoming.recv() {
+        let mut requests = vec![first];
+        requests.extend(incoming.try_iter());
+        let counts: Vec<usize> = requests.iter().map(|(payloads, _)| payloads.len()).collect();
+        let (payloads, replies): (Vec<Vec<ReceiptPayload>>, Vec<_>) = requests.into_iter().unzip();
+        let mut signed = sign_receipts(payloads.into_iter().flatten().collect(), key).into_iter();
+        for (count, reply) in counts.into_iter().zip(replies) {
+            // A caller that gave up (its task was dropped) needs no answer.
+            let _ = reply.send(signed.by_ref().take(count).collect());
+        }
     }
 }
 
@@ -64,6 +111,43 @@ pub fn write_secret(path: &Path, contents: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn payload(signer: &Signer, index: u32) -> ReceiptPayload {
+        let job = hyphae_proto::JobId([2; 12]);
+        ReceiptPayload {
+            beneficiary: signer.address(),
+            credits: hyphae_proto::Credits::whole(1),
+            issued_at: 0,
+            job,
+            output_sha256: hyphae_proto::Sha256::of(b"out"),
+            relay: signer.address(),
+            task: hyphae_proto::TaskId { job, index },
+            v: ReceiptPayload::VERSION,
+            worker: signer.address(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_get_their_own_receipts_in_order_all_verifying() {
+        let signer = Arc::new(Signer::new(SecretKey::random(&mut rand::thread_rng())));
+        let callers: Vec<_> = (0..32u32)
+            .map(|caller| {
+                let signer = signer.clone();
+                tokio::spawn(async move {
+                    let payloads: Vec<_> = (0..3).map(|i| payload(&signer, caller * 3 + i)).collect();
+                    (payloads.clone(), signer.sign_batched(payloads).await)
+                })
+            })
+            .collect();
+        for caller in callers {
+            let (asked, signed) = caller.await.unwrap();
+            assert_eq!(signed.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(), asked);
+            for receipt in signed {
+                receipt.verify(Some(signer.address())).unwrap();
+            }
+        }
+        assert!(signer.sign_batched(Vec::new()).await.is_empty());
+    }
 
     #[test]
     fn relay_key_is_created_once_and_kept_private() {

@@ -19,11 +19,20 @@ use tokio::sync::oneshot;
 use crate::app::AppState;
 use crate::scheduler::Outbound;
 
+/// Bytes a worker socket reads at once (see [`upgrade`]).
+pub const READ_BUFFER: usize = 8 << 10;
+
 pub async fn upgrade(State(app): State<AppState>, extensions: Extensions, ws: WebSocketUpgrade) -> Response {
     let max = app.config.max_frame_bytes;
     // Known when served with connect info (always, outside in-process router tests).
     let remote = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| serve(socket, app, remote))
+    // Most frames are a few hundred bytes: tungstenite zeroes its whole read buffer as it reads
+    // (128 KiB by default), which cost more than the rest of a frame's handling, and held 128
+    // MiB for a thousand workers. A bigger message still grows the buffer as it needs.
+    ws.read_buffer_size(READ_BUFFER)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve(socket, app, remote))
 }
 
 async fn serve(socket: WebSocket, app: AppState, remote: Option<IpAddr>) {

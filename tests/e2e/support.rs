@@ -53,9 +53,7 @@ pub async fn assert_receipts_pay_balance(client: &Client, beneficiary: Address) 
     let receipts = client.receipts(beneficiary).await;
     for r in &receipts {
         r.verify(Some(relay.address)).unwrap_or_else(|e| panic!("receipt {} does not verify: {e}", r.id()));
-        let theirs = alloy_primitives::Signature::from_raw(&r.signature.0).unwrap();
-        let recovered = theirs.recover_address_from_msg(r.payload.canonical_json()).unwrap();
-        assert_eq!(recovered.to_checksum(None), relay.address.to_string());
+        assert_eq!(recovered_independently(r), relay.address.to_string(), "receipt {}", r.id());
         assert_eq!(r.payload.beneficiary, beneficiary);
     }
     let sum: Credits = receipts.iter().map(|r| r.payload.credits).sum();
@@ -63,6 +61,45 @@ pub async fn assert_receipts_pay_balance(client: &Client, beneficiary: Address) 
     assert_eq!(account.balance, sum, "balance of {beneficiary} is not the sum of its receipts");
     assert_eq!(account.verified_tasks, receipts.len() as u64);
     receipts
+}
+
+/// The address `receipt`'s signature recovers to, worked out from its wire JSON with alloy and
+/// sha2 alone (README, "Receipts"): over the canonical payload, or for a receipt signed in a
+/// batch, over `hyphae receipt batch <root>` of the Merkle path it carries.
+pub fn recovered_independently(receipt: &SignedReceipt) -> String {
+    use sha2::Digest as _;
+    let wire: serde_json::Value = serde_json::to_value(receipt).unwrap();
+    // serde_json's maps are sorted and print without spaces: the canonical form.
+    let canonical = serde_json::to_string(&wire["payload"]).unwrap();
+    let message = match wire.get("batch") {
+        None => canonical,
+        Some(batch) => {
+            let hex32 = |v: &serde_json::Value| -> [u8; 32] {
+                hex::decode(v.as_str().unwrap().trim_start_matches("sha256:")).unwrap().try_into().unwrap()
+            };
+            let (mut index, mut width) = (batch["index"].as_u64().unwrap(), batch["leaves"].as_u64().unwrap());
+            let mut node: [u8; 32] = sha2::Sha256::new().chain_update([0u8]).chain_update(&canonical).finalize().into();
+            let mut path = batch["path"].as_array().unwrap().iter();
+            while width > 1 {
+                if !(index == width - 1 && width % 2 == 1) {
+                    let sibling = hex32(path.next().expect("path too short"));
+                    let (left, right) = if index % 2 == 0 { (node, sibling) } else { (sibling, node) };
+                    node = sha2::Sha256::new()
+                        .chain_update([1u8])
+                        .chain_update(left)
+                        .chain_update(right)
+                        .finalize()
+                        .into();
+                }
+                index /= 2;
+                width = width.div_ceil(2);
+            }
+            assert!(path.next().is_none(), "path too long");
+            format!("hyphae receipt batch {}", hex::encode(node))
+        }
+    };
+    let theirs = alloy_primitives::Signature::from_raw(&receipt.signature.0).unwrap();
+    theirs.recover_address_from_msg(message).unwrap().to_checksum(None)
 }
 
 /// Receipts grouped by task, to check no task pays one worker twice.

@@ -18,6 +18,9 @@ impl Socket {
         // Task frames carry whole input buffers.
         config.max_message_size = Some(1 << 30);
         config.max_frame_size = Some(1 << 30);
+        // Most frames are small; tungstenite zeroes the whole read buffer as it reads (128 KiB
+        // by default). Bigger messages grow it as they need.
+        config.read_buffer_size = 8 << 10;
         let (inner, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
             .await
             .map_err(|e| NetError::Connect { url: url.to_owned(), reason: e.to_string() })?;

@@ -337,16 +337,16 @@ impl Scheduler {
     /// (the worker did the work, and must not learn which tasks were canaries by going unpaid);
     /// a mismatch costs the worker and its beneficiary their trust.
     /// The signed receipt paying `worker`'s verified result for `task` to `beneficiary`.
-    fn receipt(
+    /// Signed receipts for `earners` (worker, beneficiary) of a verified result of `task`.
+    async fn receipts(
         &self,
         job: &JobShared,
         task: TaskId,
         output_sha256: hyphae_proto::Sha256,
-        worker: Address,
-        beneficiary: Address,
-        issued_at: u64,
-    ) -> SignedReceipt {
-        self.signer.sign(ReceiptPayload {
+        earners: impl Iterator<Item = (Address, Address)>,
+    ) -> Vec<SignedReceipt> {
+        let issued_at = crate::unix_ms() / 1000;
+        let payload = |(worker, beneficiary)| ReceiptPayload {
             beneficiary,
             credits: job.credits_per_task,
             issued_at,
@@ -356,7 +356,8 @@ impl Scheduler {
             task,
             v: ReceiptPayload::VERSION,
             worker,
-        })
+        };
+        self.signer.sign_batched(earners.map(payload).collect()).await
     }
 
     async fn check_canary(&self, check: CanaryCheck) {
@@ -381,7 +382,11 @@ impl Scheduler {
             return;
         }
         let output_sha256 = hyphae_proto::frame::outputs_sha256(known.outputs.iter().map(|o| o.0.as_slice()));
-        let receipt = self.receipt(&known.job, known.task, output_sha256, worker, beneficiary, crate::unix_ms() / 1000);
+        let Some(receipt) =
+            self.receipts(&known.job, known.task, output_sha256, [(worker, beneficiary)].into_iter()).await.pop()
+        else {
+            unreachable!("one receipt asked, one signed")
+        };
         let mut batch = Batch::new();
         batch.push(Op::PutReceipt(Box::new(receipt.clone())));
         batch.push(Op::Credit { account: beneficiary, amount: receipt.payload.credits, tasks: 1 });
@@ -557,13 +562,10 @@ impl Scheduler {
             .zip(data)
             .map(|((binding, dtype, _), data)| OutputData { binding, dtype, data })
             .collect();
-        let issued_at = crate::unix_ms() / 1000;
         // A result checked again was paid when first accepted.
-        let receipts: Vec<SignedReceipt> = agreeing
-            .iter()
-            .filter(|&&i| results[i].paid.is_none())
-            .map(|&i| self.receipt(job, task, output_sha256, results[i].worker, results[i].beneficiary, issued_at))
-            .collect();
+        let unpaid = agreeing.iter().filter(|&&i| results[i].paid.is_none());
+        let receipts =
+            self.receipts(job, task, output_sha256, unpaid.map(|&i| (results[i].worker, results[i].beneficiary))).await;
         // Workers holding exactly the canonical bytes first: they are the next shard's sources.
         let mut agreeing_first = agreeing.clone();
         agreeing_first.sort_by_key(|&i| !matches!(results[i].answer, Answer::Digest(d) if d == output_sha256));

@@ -1,13 +1,16 @@
-//! The sled implementation of [`Store`]: one tree with a one-byte key prefix per record kind, so
-//! that a batch touching several kinds is one atomic transaction. A single committer thread
-//! applies batches and flushes once per group, which also makes balance updates
-//! (read-modify-write) race-free without locks.
+//! The sled implementation of [`Store`]: one tree with a one-byte key prefix per record kind. A
+//! single committer thread takes every batch waiting (a group), works out each batch's writes
+//! against the tree as the group's earlier batches left it, drops a batch that fails (a spend
+//! over the balance) whole, and writes the rest as one atomic `apply_batch`, then flushes once.
+//! Being the only writer makes read-modify-writes (balances, the receipt sequence) race-free
+//! without sled's transactions, which cost more than the writes themselves.
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
-use ::sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use std::collections::HashMap;
+
 use hyphae_proto::{Address, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 use tokio::sync::oneshot;
 
@@ -104,9 +107,10 @@ fn run_committer(db: ::sled::Db, tree: ::sled::Tree, queue: mpsc::Receiver<Pendi
                 Err(_) => break,
             }
         }
+        let mut writes = Group { tree: &tree, written: HashMap::new(), batch: ::sled::Batch::default() };
         let mut applied = Vec::with_capacity(group.len());
         for pending in group {
-            match apply(&tree, &pending.batch) {
+            match writes.stage(&pending.batch) {
                 Ok(()) => applied.push(pending.done),
                 Err(e) => {
                     tracing::error!(error = %e, "store batch failed");
@@ -114,57 +118,94 @@ fn run_committer(db: ::sled::Db, tree: ::sled::Tree, queue: mpsc::Receiver<Pendi
                 }
             }
         }
-        let flushed = db.flush().map(|_| ()).map_err(io);
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "store flush failed");
+        let written = tree.apply_batch(writes.batch).and_then(|()| db.flush().map(|_| ())).map_err(io);
+        if let Err(e) = &written {
+            tracing::error!(error = %e, "store write failed");
         }
         for done in applied {
-            let _ = done.send(flushed.as_ref().map(|_| ()).map_err(|e| StoreError::Io(e.to_string())));
+            let _ = done.send(written.as_ref().map(|_| ()).map_err(|e| StoreError::Io(e.to_string())));
         }
     }
 }
 
-fn apply(tree: &::sled::Tree, batch: &Batch) -> Result<(), StoreError> {
-    tree.transaction(|t| {
-        for op in &batch.ops {
-            apply_op(t, op).map_err(ConflictableTransactionError::Abort)?;
-        }
-        Ok(())
-    })
-    .map_err(|e| match e {
-        ::sled::transaction::TransactionError::Abort(e) => e,
-        ::sled::transaction::TransactionError::Storage(e) => io(e),
-    })
+/// The writes of one group of batches, not yet in the tree.
+struct Group<'t> {
+    tree: &'t ::sled::Tree,
+    /// The latest value each key was given in the group, shadowing the tree's.
+    written: HashMap<Vec<u8>, Vec<u8>>,
+    batch: ::sled::Batch,
 }
 
-fn apply_op(t: &TransactionalTree, op: &Op) -> Result<(), StoreError> {
+impl Group<'_> {
+    /// Adds `batch`'s writes, or none of them if one of its ops fails.
+    fn stage(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        let mut staged = Staged { group: self, written: Vec::new(), index: HashMap::new() };
+        for op in &batch.ops {
+            apply_op(&mut staged, op)?;
+        }
+        let Staged { written, .. } = staged;
+        for (k, v) in written {
+            self.batch.insert(k.as_slice(), v.as_slice());
+            self.written.insert(k, v);
+        }
+        Ok(())
+    }
+}
+
+/// One batch's writes while it is applied: reads see them, then the group's, then the tree.
+struct Staged<'g, 't> {
+    group: &'g Group<'t>,
+    written: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Key → its latest position in `written`.
+    index: HashMap<Vec<u8>, usize>,
+}
+
+impl Staged<'_, '_> {
+    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(&at) = self.index.get(k) {
+            return Ok(Some(self.written[at].1.clone()));
+        }
+        if let Some(v) = self.group.written.get(k) {
+            return Ok(Some(v.clone()));
+        }
+        Ok(self.group.tree.get(k).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    fn insert(&mut self, k: impl Into<Vec<u8>>, v: impl Into<Vec<u8>>) {
+        let k = k.into();
+        self.index.insert(k.clone(), self.written.len());
+        self.written.push((k, v.into()));
+    }
+}
+
+fn apply_op(t: &mut Staged<'_, '_>, op: &Op) -> Result<(), StoreError> {
     match op {
         Op::PutJob(job) => {
-            t.insert(key(JOB, &[&job.id.0]), records::encode(job.as_ref())).map_err(tx_io)?;
+            t.insert(key(JOB, &[&job.id.0]), records::encode(job.as_ref()));
         }
         Op::PutTasks { job, tasks } => {
             for task in tasks {
                 let k = task_key(TASK, TaskId { job: *job, index: task.index });
-                t.insert(k, records::encode(task.as_ref())).map_err(tx_io)?;
+                t.insert(k, records::encode(task.as_ref()));
             }
         }
         Op::PutResult { task, result } => {
-            t.insert(task_key(RESULT, *task), records::encode(result.as_ref())).map_err(tx_io)?;
+            t.insert(task_key(RESULT, *task), records::encode(result.as_ref()));
         }
         Op::PutReceipt(receipt) => {
             let id = receipt.id();
-            t.insert(key(RECEIPT, &[&id.0]), records::encode_receipt(receipt)).map_err(tx_io)?;
-            let seq = match t.get(META_RECEIPT_SEQ).map_err(tx_io)? {
+            t.insert(key(RECEIPT, &[&id.0]), records::encode_receipt(receipt));
+            let seq = match t.get(META_RECEIPT_SEQ)? {
                 Some(v) => u64::from_be_bytes(
-                    v.as_ref()
+                    v.as_slice()
                         .try_into()
                         .map_err(|_| StoreError::Corrupt { what: "receipt sequence", reason: "not 8 bytes".into() })?,
                 ),
                 None => 0,
             } + 1;
-            t.insert(META_RECEIPT_SEQ, &seq.to_be_bytes()).map_err(tx_io)?;
+            t.insert(META_RECEIPT_SEQ, seq.to_be_bytes());
             let index = key(RECEIPT_BY_BENEFICIARY, &[&receipt.payload.beneficiary.0, &seq.to_be_bytes()]);
-            t.insert(index, &id.0).map_err(tx_io)?;
+            t.insert(index, id.0);
         }
         Op::Credit { account, amount, tasks } => {
             update_account(t, *account, |record| {
@@ -193,51 +234,47 @@ fn apply_op(t: &TransactionalTree, op: &Op) -> Result<(), StoreError> {
             update_ledger(t, *account, |ledger| ledger.spent += *amount)?;
         }
         Op::PutCheck { job, check } => {
-            t.insert(key(CHECK, &[&job.0]), records::encode(check)).map_err(tx_io)?;
+            t.insert(key(CHECK, &[&job.0]), records::encode(check));
         }
         Op::PutModel(model) => {
-            t.insert(key(MODEL, &[model.name.as_bytes()]), records::encode(model.as_ref())).map_err(tx_io)?;
+            t.insert(key(MODEL, &[model.name.as_bytes()]), records::encode(model.as_ref()));
         }
         Op::PutApiKey { hash, record, account } => {
-            t.insert(key(API_KEY, &[&hash.0]), records::encode(record)).map_err(tx_io)?;
-            t.insert(key(KEY_ACCOUNT, &[&hash.0]), &account.0).map_err(tx_io)?;
+            t.insert(key(API_KEY, &[&hash.0]), records::encode(record));
+            t.insert(key(KEY_ACCOUNT, &[&hash.0]), account.0);
         }
     }
     Ok(())
 }
 
-fn tx_io(e: ::sled::transaction::UnabortableTransactionError) -> StoreError {
-    StoreError::Io(e.to_string())
-}
-
-/// Read-modify-write of an account (the committer applies one batch at a time, so no race).
+/// Read-modify-write of an account (the committer is the only writer, so no race).
 fn update_account(
-    t: &TransactionalTree,
+    t: &mut Staged<'_, '_>,
     account: Address,
     change: impl FnOnce(&mut AccountRecord) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let k = key(ACCOUNT, &[&account.0]);
-    let mut record: AccountRecord = match t.get(&k).map_err(tx_io)? {
+    let mut record: AccountRecord = match t.get(&k)? {
         Some(v) => records::decode("account", &v)?,
         None => AccountRecord::default(),
     };
     change(&mut record)?;
-    t.insert(k, records::encode(&record)).map_err(tx_io)?;
+    t.insert(k, records::encode(&record));
     Ok(())
 }
 
 fn update_ledger(
-    t: &TransactionalTree,
+    t: &mut Staged<'_, '_>,
     account: Address,
     change: impl FnOnce(&mut LedgerRecord),
 ) -> Result<(), StoreError> {
     let k = key(LEDGER, &[&account.0]);
-    let mut ledger: LedgerRecord = match t.get(&k).map_err(tx_io)? {
+    let mut ledger: LedgerRecord = match t.get(&k)? {
         Some(v) => records::decode("ledger", &v)?,
         None => LedgerRecord::default(),
     };
     change(&mut ledger);
-    t.insert(k, records::encode(&ledger)).map_err(tx_io)?;
+    t.insert(k, records::encode(&ledger));
     Ok(())
 }
 

@@ -88,8 +88,10 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
         let (state, stop) = (state.clone(), stop.clone());
         tokio::spawn(async move {
             let mut seed = 0;
+            let mut submits = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 if state.scheduler.stats().tasks.queued < (2 * TASKS_PER_JOB) as u32 {
+                    let started = Instant::now();
                     let response = http
                         .post(format!("http://{addr}/v1/jobs"))
                         .bearer_auth(api_key)
@@ -97,12 +99,13 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
                         .send()
                         .await?;
                     anyhow::ensure!(response.status() == 201, "submit failed: {}", response.text().await?);
+                    submits.push(started.elapsed().as_secs_f64() * 1e3);
                     seed += 1;
                 } else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
-            anyhow::Ok(())
+            anyhow::Ok(submits)
         })
     };
     while state.scheduler.stats().tasks.queued < TASKS_PER_JOB as u32 {
@@ -122,17 +125,21 @@ async fn run(workers: usize, window: Duration) -> anyhow::Result<Run> {
     let verified = f64::from(stats.tasks.completed - verified0);
     let dispatched = state.metrics.tasks_dispatched.get() - dispatched0;
     stop.store(true, Ordering::Relaxed);
-    submitter.await??;
+    let submits = submitter.await??;
+    let slowest = submits.iter().copied().fold(0.0, f64::max);
+    let mean = submits.iter().sum::<f64>() / submits.len().max(1) as f64;
     let mut lat = std::mem::take(&mut *latencies.lock().await);
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * p) as usize] };
     let run = Run { workers, verified_per_s: verified / seconds, p50_ms: pct(0.5), p99_ms: pct(0.99), dispatched };
     eprintln!(
-        "{workers} workers: {:.0} verified/s, dispatch p50 {:.3} ms p99 {:.3} ms ({} samples; unstarted tasks never below {min_queued})",
+        "{workers} workers: {:.0} verified/s, dispatch p50 {:.3} ms p99 {:.3} ms ({} samples; unstarted tasks never below \
+         {min_queued}; {} jobs of {TASKS_PER_JOB} submitted, {mean:.0} ms each on average, {slowest:.0} ms at most)",
         run.verified_per_s,
         run.p50_ms,
         run.p99_ms,
-        lat.len()
+        lat.len(),
+        submits.len(),
     );
     for h in handles {
         h.abort();

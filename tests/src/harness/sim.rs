@@ -114,7 +114,11 @@ pub fn trivial_job(seed: u32, tasks: u32, redundancy: u32) -> JobRequest {
 
 /// Logs in as `key` (its own beneficiary), holding at most `max_in_flight` tasks.
 pub async fn login(addr: std::net::SocketAddr, key: &SecretKey, max_in_flight: u32) -> anyhow::Result<Socket> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/workers/ws")).await?;
+    // As the relay's side does (`hyphae_relay::ws::READ_BUFFER`): frames are small.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(hyphae_relay::ws::READ_BUFFER);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/workers/ws"), Some(config), false).await?;
     let Some(Ok(Message::Binary(first))) = socket.next().await else { anyhow::bail!("no challenge") };
     let ToWorker::Challenge { relay, nonce, .. } = ToWorker::decode(&first)? else { anyhow::bail!("no challenge") };
     let hello = Hello {
