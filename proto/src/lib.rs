@@ -22,7 +22,7 @@ pub use digest::Sha256;
 pub use error::ProtoError;
 pub use ids::{BlobId, JobId, LeaseId, ReceiptId, TaskId};
 pub use keys::{Address, SecretKey, Signature};
-pub use receipt::{BatchProof, ReceiptPayload, SignedReceipt, batch_message, sign_receipts};
+pub use receipt::{BatchProof, Issued, ReceiptPayload, SignedReceipt, batch_message, sign_receipts};
 pub use tensor::Dtype;
 
 /// Version of the worker protocol spoken over `GET /v1/workers/ws`. Bumped on any incompatible

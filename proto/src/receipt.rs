@@ -43,10 +43,7 @@ impl ReceiptPayload {
     }
 
     pub fn id(&self) -> ReceiptId {
-        let digest = Sha256::of(self.canonical_json().as_bytes());
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&digest.0[..16]);
-        ReceiptId(id)
+        id_of(&self.canonical_json())
     }
 
     pub fn sign(self, relay_key: &SecretKey) -> SignedReceipt {
@@ -106,8 +103,16 @@ pub fn batch_message(root: &Sha256) -> String {
     format!("hyphae receipt batch {root}")
 }
 
-fn leaf_hash(payload: &ReceiptPayload) -> Sha256 {
-    Sha256::of_parts([&[0u8][..], payload.canonical_json().as_bytes()])
+/// A receipt's id: the first 16 bytes of the SHA-256 of its payload's canonical JSON.
+fn id_of(canonical_json: &str) -> ReceiptId {
+    let digest = Sha256::of(canonical_json.as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest.0[..16]);
+    ReceiptId(id)
+}
+
+fn leaf_hash(canonical_json: &str) -> Sha256 {
+    Sha256::of_parts([&[0u8][..], canonical_json.as_bytes()])
 }
 
 fn node_hash(left: &Sha256, right: &Sha256) -> Sha256 {
@@ -136,14 +141,35 @@ impl BatchProof {
     }
 }
 
+/// A receipt as [`sign_receipts`] issues it, with its id (worked out from the same canonical
+/// JSON as its signature: writing the JSON is most of what a receipt costs besides signing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issued {
+    pub id: ReceiptId,
+    pub receipt: SignedReceipt,
+}
+
 /// Signs `payloads` with one signature. A single receipt is signed alone, as ever; several
 /// share the signature of their Merkle root, each with its proof.
-pub fn sign_receipts(payloads: Vec<ReceiptPayload>, relay_key: &SecretKey) -> Vec<SignedReceipt> {
-    if payloads.len() <= 1 {
-        return payloads.into_iter().map(|p| p.sign(relay_key)).collect();
+pub fn sign_receipts(payloads: Vec<ReceiptPayload>, relay_key: &SecretKey) -> Vec<Issued> {
+    let json: Vec<String> = payloads.iter().map(ReceiptPayload::canonical_json).collect();
+    let ids = json.iter().map(|json| id_of(json));
+    if let [alone] = json.as_slice() {
+        let signature = relay_key.sign_message(alone.as_bytes());
+        return payloads
+            .into_iter()
+            .zip(ids)
+            .map(|(payload, id)| Issued {
+                id,
+                receipt: SignedReceipt { payload, signature, signer: relay_key.address(), batch: None },
+            })
+            .collect();
+    }
+    if payloads.is_empty() {
+        return Vec::new();
     }
     let leaves = payloads.len() as u32;
-    let mut levels: Vec<Vec<Sha256>> = vec![payloads.iter().map(leaf_hash).collect()];
+    let mut levels: Vec<Vec<Sha256>> = vec![json.iter().map(|json| leaf_hash(json)).collect()];
     while levels.last().is_some_and(|level| level.len() > 1) {
         let below = levels.last().expect("checked above");
         let above = below
@@ -160,8 +186,9 @@ pub fn sign_receipts(payloads: Vec<ReceiptPayload>, relay_key: &SecretKey) -> Ve
     let signature = relay_key.sign_message(batch_message(&root).as_bytes());
     payloads
         .into_iter()
+        .zip(ids)
         .enumerate()
-        .map(|(i, payload)| {
+        .map(|(i, (payload, id))| {
             let mut index = i;
             let mut path = Vec::new();
             for level in &levels[..levels.len() - 1] {
@@ -171,7 +198,7 @@ pub fn sign_receipts(payloads: Vec<ReceiptPayload>, relay_key: &SecretKey) -> Ve
                 index /= 2;
             }
             let batch = Some(BatchProof { index: i as u32, leaves, path });
-            SignedReceipt { payload, signature, signer: relay_key.address(), batch }
+            Issued { id, receipt: SignedReceipt { payload, signature, signer: relay_key.address(), batch } }
         })
         .collect()
 }
@@ -207,7 +234,7 @@ impl SignedReceipt {
         let signed = match &self.batch {
             None => self.payload.canonical_json(),
             Some(proof) => {
-                let root = proof.root(leaf_hash(&self.payload)).ok_or(ReceiptError::BadProof {
+                let root = proof.root(leaf_hash(&self.payload.canonical_json())).ok_or(ReceiptError::BadProof {
                     index: proof.index,
                     leaves: proof.leaves,
                     steps: proof.path.len(),
@@ -293,7 +320,11 @@ mod tests {
 
     fn batch(relay: &SecretKey, n: u32) -> Vec<SignedReceipt> {
         let payloads = (0..n).map(|i| ReceiptPayload { issued_at: 1_790_000_000 + u64::from(i), ..payload(relay) });
-        sign_receipts(payloads.collect(), relay)
+        let issued = sign_receipts(payloads.collect(), relay);
+        for Issued { id, receipt } in &issued {
+            assert_eq!(*id, receipt.id(), "issued with the id it has");
+        }
+        issued.into_iter().map(|issued| issued.receipt).collect()
     }
 
     #[test]
@@ -309,7 +340,7 @@ mod tests {
                 assert_eq!(serde_json::from_str::<SignedReceipt>(&wire).unwrap(), *receipt);
             }
             let proof = receipts[1].batch.as_ref().unwrap();
-            let root = proof.root(leaf_hash(&receipts[1].payload)).unwrap();
+            let root = proof.root(leaf_hash(&receipts[1].payload.canonical_json())).unwrap();
             let theirs = alloy_primitives::Signature::from_raw(&signature.0).unwrap();
             let recovered = theirs.recover_address_from_msg(batch_message(&root)).unwrap();
             assert_eq!(recovered.to_checksum(None), relay.address().to_string());

@@ -1,6 +1,7 @@
 //! Assembling the relay: state shared by handlers, the router with its layers, and the server's
 //! lifecycle (`Relay::start`, graceful shutdown).
 
+use axum::serve::ListenerExt as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -108,11 +109,21 @@ impl Relay {
 
     /// Serves until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        tokio::spawn(self.state.scheduler.clone().reap_expired_leases());
+        let reaper = tokio::spawn(self.state.scheduler.clone().reap_expired_leases());
         let app = app(self.state);
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        // Worker frames are small and answered at once: Nagle's algorithm would hold a frame
+        // written while the previous one is unacknowledged for the peer's delayed ACK (40 ms).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY on a connection");
+            }
+        });
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        // It holds the scheduler, and with it the store: a relay that stopped lets both go.
+        reaper.abort();
+        served?;
         Ok(())
     }
 }

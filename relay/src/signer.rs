@@ -12,10 +12,10 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
-use hyphae_proto::{Address, ReceiptPayload, SecretKey, SignedReceipt, sign_receipts};
+use hyphae_proto::{Address, Issued, ReceiptPayload, SecretKey, SignedReceipt, sign_receipts};
 use tokio::sync::oneshot;
 
-type Request = (Vec<ReceiptPayload>, oneshot::Sender<Vec<SignedReceipt>>);
+type Request = (Vec<ReceiptPayload>, oneshot::Sender<Vec<Issued>>);
 
 pub struct Signer {
     key: Arc<SecretKey>,
@@ -65,7 +65,7 @@ impl Signer {
     }
 
     /// Signs `payloads` on the signing thread, in the batch it signs next; in order.
-    pub async fn sign_batched(&self, payloads: Vec<ReceiptPayload>) -> Vec<SignedReceipt> {
+    pub async fn sign_batched(&self, payloads: Vec<ReceiptPayload>) -> Vec<Issued> {
         if payloads.is_empty() {
             return Vec::new();
         }
@@ -141,9 +141,10 @@ mod tests {
             .collect();
         for caller in callers {
             let (asked, signed) = caller.await.unwrap();
-            assert_eq!(signed.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(), asked);
-            for receipt in signed {
+            assert_eq!(signed.iter().map(|i| i.receipt.payload.clone()).collect::<Vec<_>>(), asked);
+            for Issued { id, receipt } in signed {
                 receipt.verify(Some(signer.address())).unwrap();
+                assert_eq!(id, receipt.id());
             }
         }
         assert!(signer.sign_batched(Vec::new()).await.is_empty());

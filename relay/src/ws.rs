@@ -163,8 +163,7 @@ async fn write(
                 return;
             }
             message = outbound.recv() => match message {
-                Some(Outbound::Frame(frame)) => frame.encode(),
-                Some(Outbound::Task(dispatch)) => dispatch.to_frame().encode(),
+                Some(message) => message.encode(),
                 // The scheduler dropped this worker (replaced by a newer connection, or stuck).
                 None => {
                     let _ = sink.send(close(close_code::AGAIN, "replaced by a newer connection")).await;
@@ -177,7 +176,17 @@ async fn write(
                 ToWorker::Ping { nonce }.encode()
             }
         };
-        if sink.send(binary(frame)).await.is_err() {
+        if sink.feed(binary(frame)).await.is_err() {
+            return;
+        }
+        // Whatever else waits goes out in the same write: one system call for a receipt and the
+        // next task, or for a burst of leases.
+        while let Ok(message) = outbound.try_recv() {
+            if sink.feed(binary(message.encode())).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
             return;
         }
     }

@@ -1,7 +1,7 @@
 //! Our extractors: `Json` whose rejections come out in the API's error shape, path ids parsed with
 //! a clear message, and the API-key check.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, MissingJsonContentType};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -15,15 +15,37 @@ use crate::app::AppState;
 /// `axum::Json`, but a bad body is a `400 invalid_json` (or `413`, `415`) in our error shape.
 pub struct Json<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+/// Bodies parsed on the blocking pool from this size: a job of thousands of tasks is a
+/// megabyte of JSON, milliseconds that would otherwise stall one of the threads that hand out
+/// tasks to workers.
+const PARSE_APART: usize = 64 << 10;
+
+impl<T: DeserializeOwned + Send + 'static, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        if !content_type.is_some_and(is_json) {
+            return Err(json_rejection(MissingJsonContentType::default().into()));
         }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| json_rejection(e.into()))?;
+        let parsed = if bytes.len() < PARSE_APART {
+            axum::Json::<T>::from_bytes(&bytes)
+        } else {
+            tokio::task::spawn_blocking(move || axum::Json::<T>::from_bytes(&bytes))
+                .await
+                .map_err(ApiError::internal)?
+        };
+        parsed.map(|axum::Json(value)| Json(value)).map_err(json_rejection)
     }
+}
+
+/// `application/json` or `application/…+json`, with any parameters (what `axum::Json` takes).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence
+        .strip_prefix("application/")
+        .is_some_and(|subtype| subtype == "json" || (subtype.ends_with("+json") && !subtype.contains('/')))
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -84,5 +106,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .await
             .map(|axum::extract::Query(q)| Query(q))
             .map_err(|rejection| ApiError::invalid(rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types_are_told_from_others_as_axum_does() {
+        for json in
+            ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"]
+        {
+            assert!(is_json(json), "{json}");
+        }
+        for other in ["text/plain", "application/jsonx", "application/x-www-form-urlencoded", "json", ""] {
+            assert!(!is_json(other), "{other}");
+        }
     }
 }

@@ -112,7 +112,8 @@ mod tests {
         let store = SledStore::open(dir.path()).unwrap();
         {
             let mut batch = Batch::new();
-            batch.push(Op::PutReceipt(Box::new(receipt(&signer, worker, 0))));
+            let receipt = receipt(&signer, worker, 0);
+            batch.push(Op::PutReceipt(Box::new(hyphae_proto::Issued { id: receipt.id(), receipt })));
             batch.push(Op::Credit { account: worker, amount: Credits::whole(2), tasks: 1 });
             batch.push(Op::Grant { account: worker, amount: Credits::whole(5) });
             batch.push(Op::Spend { account: worker, amount: Credits::whole(4) });
@@ -124,7 +125,8 @@ mod tests {
             let mut batch = Batch::new();
             batch.push(Op::Credit { account: worker, amount: Credits::whole(1), tasks: 1 });
             let impostor = Signer::new(SecretKey::random(&mut rand::thread_rng()));
-            batch.push(Op::PutReceipt(Box::new(receipt(&impostor, worker, 1))));
+            let receipt = receipt(&impostor, worker, 1);
+            batch.push(Op::PutReceipt(Box::new(hyphae_proto::Issued { id: receipt.id(), receipt })));
             store.commit(batch).await.unwrap();
         }
         let problems = audit(&store, signer.address()).unwrap().problems;

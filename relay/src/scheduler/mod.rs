@@ -28,11 +28,11 @@ use hyphae_proto::api::{
 };
 use hyphae_proto::frame::{Hello, Platform, TaskDigest, TaskFailure, TaskOutput, ToWorker};
 use hyphae_proto::tensor::Bytes;
-use hyphae_proto::{Address, Credits, JobId, ReceiptPayload, SignedReceipt, TaskId};
+use hyphae_proto::{Address, Credits, Issued, JobId, ReceiptPayload, TaskId};
 use hyphae_shaders::EntryPointInfo;
 use tokio::sync::mpsc;
 
-use state::{ActiveJob, Answer, CanaryCheck, JobShared, Returned, State, ToEvaluate, Worker};
+use state::{ActiveJob, Answer, CanaryCheck, JobShared, NewTask, Returned, State, ToEvaluate, Worker};
 pub use state::{Dispatch, Outbound};
 
 use crate::job::{SelfCheck, ValidatedJob};
@@ -171,7 +171,7 @@ impl Scheduler {
                     restored += pending.len();
                     let check = self.store.check(record.id)?.map(|c| SelfCheck::Matmul(c.matmul));
                     let job = ActiveJob { shared: shared_of(&record, false, check), record, started: 0, settling: 0 };
-                    self.transition(|state| state.add_job(job, pending, now));
+                    self.add_job(job, pending, now);
                     continue;
                 }
                 record.status = if record.failed == 0 { JobStatus::Completed } else { JobStatus::Failed };
@@ -246,8 +246,23 @@ impl Scheduler {
         self.metrics.jobs_submitted.inc();
         let active =
             ActiveJob { shared: shared_of(&record, hand_off, check), record: record.clone(), started: 0, settling: 0 };
-        self.transition(|state| state.add_job(active, tasks, Instant::now()));
+        self.add_job(active, tasks, Instant::now());
         Ok(record)
+    }
+
+    /// Queues a job's tasks a chunk at a time: each chunk holds the lock for well under a
+    /// millisecond, so dispatch goes on while a job of many thousand tasks comes in.
+    fn add_job(&self, job: ActiveJob, tasks: Vec<Arc<TaskRecord>>, now: Instant) {
+        const CHUNK: usize = 256;
+        let shared = job.shared.clone();
+        let adaptive = self.config.trust.adaptive;
+        self.transition(|state| state.add_job(job));
+        let mut tasks = tasks.into_iter().peekable();
+        while tasks.peek().is_some() {
+            let chunk: Vec<NewTask> =
+                tasks.by_ref().take(CHUNK).map(|spec| NewTask::of(&shared, spec, adaptive)).collect();
+            self.transition(|state| state.add_tasks(chunk, now));
+        }
     }
 
     /// Registers a logged-in worker. Returns its connection id, the tasks it may hold at once,
@@ -333,10 +348,6 @@ impl Scheduler {
         }
     }
 
-    /// Compares a canary's answer with the known one: a match is paid like any verified result
-    /// (the worker did the work, and must not learn which tasks were canaries by going unpaid);
-    /// a mismatch costs the worker and its beneficiary their trust.
-    /// The signed receipt paying `worker`'s verified result for `task` to `beneficiary`.
     /// Signed receipts for `earners` (worker, beneficiary) of a verified result of `task`.
     async fn receipts(
         &self,
@@ -344,7 +355,7 @@ impl Scheduler {
         task: TaskId,
         output_sha256: hyphae_proto::Sha256,
         earners: impl Iterator<Item = (Address, Address)>,
-    ) -> Vec<SignedReceipt> {
+    ) -> Vec<Issued> {
         let issued_at = crate::unix_ms() / 1000;
         let payload = |(worker, beneficiary)| ReceiptPayload {
             beneficiary,
@@ -360,6 +371,9 @@ impl Scheduler {
         self.signer.sign_batched(earners.map(payload).collect()).await
     }
 
+    /// Compares a canary's answer with the known one: a match is paid like any verified result
+    /// (the worker did the work, and must not learn which tasks were canaries by going unpaid);
+    /// a mismatch costs the worker and its beneficiary their trust.
     async fn check_canary(&self, check: CanaryCheck) {
         let CanaryCheck { worker, beneficiary, known, answer } = check;
         let dtypes: Vec<_> = known.spec.outputs().into_iter().map(|(_, dtype, _)| dtype).collect();
@@ -382,13 +396,14 @@ impl Scheduler {
             return;
         }
         let output_sha256 = hyphae_proto::frame::outputs_sha256(known.outputs.iter().map(|o| o.0.as_slice()));
-        let Some(receipt) =
+        let Some(issued) =
             self.receipts(&known.job, known.task, output_sha256, [(worker, beneficiary)].into_iter()).await.pop()
         else {
             unreachable!("one receipt asked, one signed")
         };
+        let receipt = issued.receipt.clone();
         let mut batch = Batch::new();
-        batch.push(Op::PutReceipt(Box::new(receipt.clone())));
+        batch.push(Op::PutReceipt(Box::new(issued)));
         batch.push(Op::Credit { account: beneficiary, amount: receipt.payload.credits, tasks: 1 });
         if let Err(e) = self.store.commit(batch).await {
             // Unpaid but not wronged in standing: the worker's answer was right.
@@ -583,7 +598,7 @@ impl Scheduler {
         }
 
         let mut credits: BTreeMap<Address, (Credits, u64)> = BTreeMap::new();
-        for r in &receipts {
+        for Issued { receipt: r, .. } in &receipts {
             let e = credits.entry(r.payload.beneficiary).or_default();
             e.0 += r.payload.credits;
             e.1 += 1;
@@ -599,14 +614,14 @@ impl Scheduler {
                 receipts: agreeing_first
                     .iter()
                     .filter_map(|&i| results[i].paid)
-                    .chain(receipts.iter().map(|r| r.id()))
+                    .chain(receipts.iter().map(|issued| issued.id))
                     .collect(),
                 error: None,
                 settled_at: crate::unix_ms(),
             }),
         });
-        for r in &receipts {
-            batch.push(Op::PutReceipt(Box::new(r.clone())));
+        for issued in &receipts {
+            batch.push(Op::PutReceipt(Box::new(issued.clone())));
         }
         for (account, (amount, tasks)) in credits {
             batch.push(Op::Credit { account, amount, tasks });
@@ -636,11 +651,9 @@ impl Scheduler {
                 let owners = accepted.iter().filter_map(|a| state.workers.get(a).map(Worker::owner)).collect();
                 state.canaries.learn(task, job, spec, outputs, owners);
             }
-            for r in &receipts {
-                state.credit(r.payload.beneficiary, r.payload.credits, 1);
-                state.counters.credits_issued += r.payload.credits;
-            }
-            for receipt in receipts {
+            for Issued { receipt, .. } in receipts {
+                state.credit(receipt.payload.beneficiary, receipt.payload.credits, 1);
+                state.counters.credits_issued += receipt.payload.credits;
                 state.send(receipt.payload.worker, ToWorker::Receipt(Box::new(receipt)), now);
             }
             (state.settled(task, true, elapsed_s), recheck)

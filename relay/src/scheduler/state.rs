@@ -52,6 +52,16 @@ pub enum Outbound {
     Task(Dispatch),
 }
 
+impl Outbound {
+    /// The frame's bytes (a task's frame is built here, off the scheduler's lock).
+    pub fn encode(self) -> Vec<u8> {
+        match self {
+            Outbound::Frame(frame) => frame.encode(),
+            Outbound::Task(dispatch) => dispatch.to_frame().encode(),
+        }
+    }
+}
+
 /// A lease, ready to become a `ToWorker::Task` frame (built by the connection's writer, off the
 /// scheduler's lock).
 #[derive(Debug)]
@@ -184,6 +194,42 @@ pub struct TaskState {
     /// A settled task run again because the worker that alone vouched for it was caught: it
     /// counts nothing towards its job, and its verdict replaces the stored result.
     pub recheck: bool,
+}
+
+/// A task ready to be queued, made before taking the scheduler's lock: a job of thousands of
+/// tasks is then added a chunk at a time, without holding every worker's dispatch up meanwhile.
+pub struct NewTask {
+    id: TaskId,
+    state: TaskState,
+}
+
+impl NewTask {
+    /// `adaptive`: whether the relay replicates adaptively ([`TrustConfig::adaptive`]).
+    pub fn of(job: &Arc<JobShared>, spec: Arc<TaskRecord>, adaptive: bool) -> NewTask {
+        let id = TaskId { job: job.id, index: spec.index };
+        let needs = placement::requirements(&job.work, &spec);
+        // With adaptive replication the first replica goes out alone; who takes it decides
+        // how many more follow (`dispatch_one`).
+        let first = if adaptive || job.check.is_some() { 1 } else { job.redundancy };
+        let state = TaskState {
+            job: job.clone(),
+            spec,
+            needs,
+            target: first,
+            in_flight: 0,
+            required: if job.check.is_some() { 1 } else { job.redundancy },
+            results: Vec::new(),
+            tried: Vec::new(),
+            owners: Vec::new(),
+            failures: Vec::new(),
+            phase: Phase::Open,
+            started: false,
+            hedged: 0,
+            first_answer: None,
+            recheck: false,
+        };
+        NewTask { id, state }
+    }
 }
 
 /// What makes two workers independent enough to check each other: not the same beneficiary
@@ -404,39 +450,21 @@ impl State {
     }
 
     /// Makes a job's unsettled tasks schedulable.
-    pub fn add_job(&mut self, job: ActiveJob, tasks: Vec<Arc<TaskRecord>>, now: Instant) {
+    /// Registers a job; its tasks follow with [`State::add_tasks`].
+    pub fn add_job(&mut self, job: ActiveJob) {
         self.remember(&job.record);
-        let shared = job.shared.clone();
-        self.jobs.insert(shared.id, job);
-        for spec in tasks {
-            let id = TaskId { job: shared.id, index: spec.index };
-            let needs = placement::requirements(&shared.work, &spec);
-            // With adaptive replication the first replica goes out alone; who takes it decides
-            // how many more follow (`dispatch_one`).
-            let first = if self.trust.config.adaptive || shared.check.is_some() { 1 } else { shared.redundancy };
-            for _ in 0..first {
+        self.jobs.insert(job.shared.id, job);
+    }
+
+    /// Queues tasks made by [`NewTask::of`] and hands them out.
+    pub fn add_tasks(&mut self, tasks: Vec<NewTask>, now: Instant) {
+        self.tasks.reserve(tasks.len());
+        // A job that failed while its tasks came in takes no more.
+        for NewTask { id, state } in tasks.into_iter().filter(|t| self.jobs.contains_key(&t.id.job)) {
+            for _ in 0..state.target {
                 self.queue.push_back(id, now);
             }
-            self.tasks.insert(
-                id,
-                TaskState {
-                    job: shared.clone(),
-                    spec,
-                    needs,
-                    target: first,
-                    in_flight: 0,
-                    required: if shared.check.is_some() { 1 } else { shared.redundancy },
-                    results: Vec::new(),
-                    tried: Vec::new(),
-                    owners: Vec::new(),
-                    failures: Vec::new(),
-                    phase: Phase::Open,
-                    started: false,
-                    hedged: 0,
-                    first_answer: None,
-                    recheck: false,
-                },
-            );
+            self.tasks.insert(id, state);
         }
         self.fill_all(now);
     }
@@ -1133,6 +1161,13 @@ mod tests {
     }
 
     /// Every task fully replicated and no quota below what a worker asks: what these tests pin.
+    fn add_job(state: &mut State, active: ActiveJob, tasks: Vec<Arc<TaskRecord>>, now: Instant) {
+        let shared = active.shared.clone();
+        state.add_job(active);
+        let adaptive = state.trust.config.adaptive;
+        state.add_tasks(tasks.into_iter().map(|spec| NewTask::of(&shared, spec, adaptive)).collect(), now);
+    }
+
     fn untrusting() -> TrustConfig {
         TrustConfig { adaptive: false, quota_floor: 64, ..TrustConfig::default() }
     }
@@ -1207,7 +1242,7 @@ mod tests {
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (_, mut rx) = worker(&mut state, 8, now);
         let (active, tasks) = job(1, 2, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         assert_eq!(leases(&mut rx).len(), 1, "both replicas went to one worker");
         let (_, mut second) = worker(&mut state, 8, now);
         assert_eq!(leases(&mut second).len(), 1, "the second replica did not go to the second worker");
@@ -1220,7 +1255,7 @@ mod tests {
         let owner = SecretKey::random(&mut rand::thread_rng()).address();
         let home: Option<IpAddr> = Some("203.0.113.7".parse().unwrap());
         let (_, mut first) = worker_of(&mut state, 8, Some(owner), None, now);
-        state.add_job(job(1, 2, 4).0, job(1, 2, 4).1, now);
+        add_job(&mut state, job(1, 2, 4).0, job(1, 2, 4).1, now);
         assert_eq!(leases(&mut first).len(), 1);
         // Another key of the same beneficiary is no independent check.
         let (_, mut sibling) = worker_of(&mut state, 8, Some(owner), None, now);
@@ -1231,7 +1266,7 @@ mod tests {
 
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (_, mut first) = worker_of(&mut state, 8, None, home, now);
-        state.add_job(job(1, 2, 4).0, job(1, 2, 4).1, now);
+        add_job(&mut state, job(1, 2, 4).0, job(1, 2, 4).1, now);
         assert_eq!(leases(&mut first).len(), 1);
         let (_, mut same_house) = worker_of(&mut state, 8, None, home, now);
         assert!(leases(&mut same_house).is_empty(), "a worker at the same address got the second replica");
@@ -1251,7 +1286,7 @@ mod tests {
         // The trusted worker runs every task first; each is checked with probability 10/1000.
         let (active, tasks) = job(40, 2, 4);
         let shared = active.shared.clone();
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         assert_eq!(leases(&mut rx).len(), 40);
         let required: Vec<u32> = (0..40).map(|i| state.tasks[&TaskId { job: shared.id, index: i }].required).collect();
         let checked = required.iter().filter(|&&r| r == 2).count();
@@ -1261,7 +1296,7 @@ mod tests {
         assert_eq!(leases(&mut other).len(), checked);
         let (active, tasks) = job(8, 2, 4);
         let second = active.shared.id;
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let firsts = leases(&mut other).len();
         for i in 0..8 {
             let t = &state.tasks[&TaskId { job: second, index: i }];
@@ -1282,7 +1317,7 @@ mod tests {
         let known_task = known_answer(&mut state, a, b);
         // Real work to mix it into: a and b, who vouched for it, only get real tasks.
         let (active, tasks) = job(20, 2, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let to_vouchers: Vec<_> = leases(&mut a_rx).into_iter().chain(leases(&mut b_rx)).collect();
         assert!(to_vouchers.iter().all(|(_, t)| *t != known_task), "a voucher was tested with its own answer");
         // A newcomer gets the canary first, looking like any task, and then real work only.
@@ -1311,7 +1346,7 @@ mod tests {
         let (b, _b_rx) = worker(&mut state, 8, now);
         let known = [known_answer(&mut state, a, b), known_answer(&mut state, a, b)];
         let (active, tasks) = job(20, 2, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let liar = SecretKey::random(&mut rand::thread_rng()).address();
         state.trust.invalid(liar, liar);
         let (_, mut liar_rx) = keyed_worker(&mut state, liar, 3, None, None, now);
@@ -1346,7 +1381,7 @@ mod tests {
         let owner = vec![state.workers[&a].owner()];
         state.canaries.learn(TaskId { job: p.id, index: 0 }, p, &specs[0], &answer, owner.clone());
         state.canaries.learn(TaskId { job: checked.id, index: 0 }, &checked, &specs[0], &answer, owner);
-        state.add_job(job(20, 2, 4).0, job(20, 2, 4).1, now);
+        add_job(&mut state, job(20, 2, 4).0, job(20, 2, 4).1, now);
         let (_, mut rx) = worker(&mut state, 8, now);
         let canaries: Vec<TaskId> =
             leases(&mut rx).into_iter().map(|(_, t)| t).filter(|t| t.job == p.id || t.job == checked.id).collect();
@@ -1361,7 +1396,7 @@ mod tests {
         let (b, _b_rx) = worker(&mut state, 1, now);
         let known_task = known_answer(&mut state, a, b);
         let (active, tasks) = job(3, 1, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let (c, mut c_rx) = worker(&mut state, 1, now);
         assert_eq!(leases(&mut c_rx).iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec![known_task]);
         state.remove_worker(c, 0, now);
@@ -1375,7 +1410,7 @@ mod tests {
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (a, mut rx) = worker(&mut state, 3, now);
         let (active, tasks) = job(10, 1, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let got = leases(&mut rx);
         assert_eq!(got.len(), 3);
         assert_eq!(state.workers[&a].in_flight, 3);
@@ -1392,7 +1427,7 @@ mod tests {
         let mut state = State::new(Duration::from_secs(5), untrusting());
         let (slow, mut slow_rx) = worker(&mut state, 1, now);
         let (active, tasks) = job(1, 1, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let [(lease, task)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
         let (_, mut other_rx) = worker(&mut state, 1, now);
         assert!(leases(&mut other_rx).is_empty());
@@ -1412,7 +1447,7 @@ mod tests {
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (gone, mut gone_rx) = worker(&mut state, 4, now);
         let (active, tasks) = job(3, 1, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         assert_eq!(leases(&mut gone_rx).len(), 3);
         state.remove_worker(gone, 0, now);
         let (_, mut next) = worker(&mut state, 4, now);
@@ -1425,7 +1460,7 @@ mod tests {
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (address, mut old_rx) = worker(&mut state, 4, now);
         let (active, tasks) = job(2, 1, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         assert_eq!(leases(&mut old_rx).len(), 2);
         let (tx, mut new_rx) = mpsc::channel(64);
         let replacement = Worker {
@@ -1457,7 +1492,7 @@ mod tests {
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (_, mut rx) = worker(&mut state, 4, now);
         let (active, tasks) = job(1, 1, 2 << 20);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         assert!(leases(&mut rx).is_empty());
     }
 
@@ -1467,7 +1502,7 @@ mod tests {
         let at = |ms: u64| now + Duration::from_millis(ms);
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (active, tasks) = job(1, 2, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let (fast, mut fast_rx) = worker(&mut state, 1, now);
         let (slow, mut slow_rx) = worker(&mut state, 1, now);
         let [(fast_lease, task)] = leases(&mut fast_rx)[..] else { panic!("expected one lease") };
@@ -1506,7 +1541,7 @@ mod tests {
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (_slow, mut slow_rx) = worker(&mut state, 1, now);
         let (active, tasks) = job(1, 1, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let [(_, task)] = leases(&mut slow_rx)[..] else { panic!("expected one lease") };
         let (_idle, mut idle_rx) = worker(&mut state, 1, now);
 
@@ -1523,7 +1558,7 @@ mod tests {
         let now = Instant::now();
         let mut state = State::new(Duration::from_secs(60), untrusting());
         let (active, tasks) = job(1, 2, 4);
-        state.add_job(active, tasks, now);
+        add_job(&mut state, active, tasks, now);
         let mut workers: Vec<_> = (0..3).map(|_| worker(&mut state, 1, now)).collect();
         let mut out: Vec<(Address, LeaseId)> = Vec::new();
         for (address, rx) in &mut workers {

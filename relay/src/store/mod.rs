@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use hyphae_proto::{Address, Credits, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
+use hyphae_proto::{Address, Credits, Issued, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 
 pub use self::sled::SledStore;
 use records::{
@@ -59,8 +59,8 @@ pub enum Op {
         task: TaskId,
         result: Box<ResultRecord>,
     },
-    /// Stores the receipt and indexes it under its beneficiary.
-    PutReceipt(Box<SignedReceipt>),
+    /// Stores the receipt under its id and indexes it under its beneficiary.
+    PutReceipt(Box<Issued>),
     /// Adds to an account's balance, earnings and verified-task count.
     Credit {
         account: Address,

@@ -121,6 +121,20 @@ pub enum TaskBody {
 }
 
 impl TaskRecord {
+    /// About the bytes it takes stored: its inline data, and a little for the rest.
+    pub fn approximate_size(&self) -> usize {
+        let inline = |source: Option<&Source>| match source {
+            Some(Source::Inline(bytes)) => bytes.0.len(),
+            _ => 0,
+        };
+        match &self.body {
+            TaskBody::Kernel { bindings, .. } => {
+                bindings.iter().map(|b| 16 + inline(b.source.as_ref())).sum::<usize>() + 16
+            }
+            TaskBody::Shard { mask, input, .. } => mask.0.len() + inline(Some(input)) + 32,
+        }
+    }
+
     /// The outputs a worker must return, in order: (binding, dtype, size in bytes).
     pub fn outputs(&self) -> Vec<(u32, Dtype, u64)> {
         match &self.body {
@@ -211,6 +225,15 @@ pub struct LedgerRecord {
     pub spent: Credits,
 }
 
+/// Consecutive tasks of a job, stored as one record: a job of thousands of tasks is then tens of
+/// writes, not thousands (each write costs the store several microseconds, whatever its size).
+/// Tasks stored one per record before chunks existed still read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskChunk {
+    /// Ascending, consecutive indices.
+    pub tasks: Vec<TaskRecord>,
+}
+
 /// A job's result check (see `verify::freivalds`), kept beside its `JobRecord` so that jobs
 /// written before checks existed read as they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,7 +267,7 @@ macro_rules! unchanged_since_v1 {
         }
     )*};
 }
-unchanged_since_v1!(ResultRecord, AccountRecord, ModelRecord, ApiKeyRecord, LedgerRecord, CheckRecord);
+unchanged_since_v1!(ResultRecord, AccountRecord, ModelRecord, ApiKeyRecord, LedgerRecord, CheckRecord, TaskChunk);
 
 pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
     postcard::to_allocvec(&Versioned::<&T, ()>::V2(record)).expect("records always encode")
@@ -325,13 +348,24 @@ impl Record for TaskRecord {
     }
 }
 
-/// Receipts are stored in their wire form: the signature covers the JSON, so we keep it as signed.
+/// Marks a receipt stored in binary form (postcard). Receipts stored before it are JSON, which
+/// always starts with `{`.
+const BINARY_RECEIPT: u8 = 0;
+
+/// Receipts are stored in binary: the payload's fields are all typed, so the canonical JSON the
+/// signature covers comes back exactly from them, at a third of the size and with no JSON to
+/// write (which cost the committer as much as storing it).
 pub(crate) fn encode_receipt(receipt: &SignedReceipt) -> Vec<u8> {
-    serde_json::to_vec(receipt).expect("receipts always serialize")
+    let bytes = vec![BINARY_RECEIPT];
+    postcard::to_extend(receipt, bytes).expect("receipts always encode")
 }
 
 pub(crate) fn decode_receipt(bytes: &[u8]) -> Result<SignedReceipt, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: "receipt", reason: e.to_string() })
+    let corrupt = |reason: String| StoreError::Corrupt { what: "receipt", reason };
+    match bytes.split_first() {
+        Some((&BINARY_RECEIPT, binary)) => postcard::from_bytes(binary).map_err(|e| corrupt(e.to_string())),
+        _ => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +421,34 @@ mod tests {
             read,
             TaskRecord { index: 2, body: TaskBody::Kernel { workgroups: [4, 1, 1], bindings: vec![binding] } }
         );
+    }
+
+    #[test]
+    fn receipts_stored_as_json_before_binary_records_still_read() {
+        let relay = hyphae_proto::SecretKey::random(&mut rand::thread_rng());
+        let payload = hyphae_proto::ReceiptPayload {
+            beneficiary: relay.address(),
+            credits: Credits::whole(2),
+            issued_at: 1_790_000_000,
+            job: JobId([4; 12]),
+            output_sha256: Sha256::of(b"out"),
+            relay: relay.address(),
+            task: hyphae_proto::TaskId { job: JobId([4; 12]), index: 9 },
+            v: hyphae_proto::ReceiptPayload::VERSION,
+            worker: relay.address(),
+        };
+        let alone = payload.clone().sign(&relay);
+        let batched = hyphae_proto::sign_receipts(vec![payload.clone(), payload], &relay).remove(1).receipt;
+        for receipt in [alone, batched] {
+            let old = serde_json::to_vec(&receipt).unwrap();
+            assert_eq!(decode_receipt(&old).unwrap(), receipt);
+            let new = encode_receipt(&receipt);
+            assert!(new.len() < old.len() / 2, "{} bytes binary, {} as JSON", new.len(), old.len());
+            let read = decode_receipt(&new).unwrap();
+            assert_eq!(read, receipt);
+            read.verify(Some(relay.address())).unwrap();
+        }
+        assert!(matches!(decode_receipt(&[BINARY_RECEIPT, 1, 2]), Err(StoreError::Corrupt { what: "receipt", .. })));
     }
 
     #[test]

@@ -3,24 +3,30 @@
 //! against the tree as the group's earlier batches left it, drops a batch that fails (a spend
 //! over the balance) whole, and writes the rest as one atomic `apply_batch`, then flushes once.
 //! Being the only writer makes read-modify-writes (balances, the receipt sequence) race-free
-//! without sled's transactions, which cost more than the writes themselves.
+//! without sled's transactions, which cost more than the writes themselves, and lets it remember
+//! the values it read and wrote last (accounts, ledgers, the sequence) instead of reading them
+//! back from the tree.
 
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
-use std::collections::HashMap;
-
-use hyphae_proto::{Address, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
+use hyphae_proto::{Address, Issued, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 use tokio::sync::oneshot;
 
 use super::records::{
-    self, AccountRecord, ApiKeyRecord, CheckRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskRecord,
+    self, AccountRecord, ApiKeyRecord, CheckRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskChunk,
+    TaskRecord,
 };
 use super::{Batch, Commit, Op, ReceiptPage, Store, StoreError, key_account};
 
 const JOB: u8 = b'j';
+/// One task per record, as written before chunks.
 const TASK: u8 = b't';
+/// A [`TaskChunk`] under its job and its first task's index.
+const TASK_CHUNK: u8 = b'T';
 const RESULT: u8 = b'r';
 const ACCOUNT: u8 = b'a';
 const RECEIPT: u8 = b'c';
@@ -34,6 +40,13 @@ const META_RECEIPT_SEQ: &[u8] = b"m/receipt_seq";
 
 /// Commits applied per flush at most, so one flush never waits on an unbounded backlog.
 const MAX_GROUP: usize = 4096;
+/// Tasks per chunk at most, and the encoded size after which a chunk ends early (model shard
+/// tasks can carry megabytes of activations).
+const CHUNK_TASKS: usize = 256;
+const CHUNK_BYTES: usize = 64 << 10;
+/// Read-modify-written values (accounts, ledgers) the committer remembers: one per account that
+/// earned or spent lately.
+const REMEMBERED: usize = 100_000;
 
 struct Pending {
     batch: Batch,
@@ -65,7 +78,8 @@ fn io(e: ::sled::Error) -> StoreError {
 impl SledStore {
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         let path = dir.join("db");
-        let db = ::sled::Config::new().path(&path).open().map_err(|e| match e {
+        // No background flusher: the committer flushes every group before acknowledging it.
+        let db = ::sled::Config::new().path(&path).flush_every_ms(None).open().map_err(|e| match e {
             ::sled::Error::Io(ref io)
                 if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
             {
@@ -99,6 +113,7 @@ impl SledStore {
 }
 
 fn run_committer(db: ::sled::Db, tree: ::sled::Tree, queue: mpsc::Receiver<Pending>) {
+    let mut remembered = lru::LruCache::new(NonZeroUsize::new(REMEMBERED).expect("not zero"));
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -107,30 +122,50 @@ fn run_committer(db: ::sled::Db, tree: ::sled::Tree, queue: mpsc::Receiver<Pendi
                 Err(_) => break,
             }
         }
-        let mut writes = Group { tree: &tree, written: HashMap::new(), batch: ::sled::Batch::default() };
+        let mut writes =
+            Group { tree: &tree, remembered: &remembered, written: HashMap::new(), batch: ::sled::Batch::default() };
         let mut applied = Vec::with_capacity(group.len());
         for pending in group {
             match writes.stage(&pending.batch) {
                 Ok(()) => applied.push(pending.done),
                 Err(e) => {
-                    tracing::error!(error = %e, "store batch failed");
+                    if !matches!(e, StoreError::InsufficientCredits { .. }) {
+                        tracing::error!(error = %e, "store batch failed");
+                    }
                     let _ = pending.done.send(Err(e));
                 }
             }
         }
-        let written = tree.apply_batch(writes.batch).and_then(|()| db.flush().map(|_| ())).map_err(io);
-        if let Err(e) = &written {
-            tracing::error!(error = %e, "store write failed");
+        let Group { written, batch, .. } = writes;
+        let result = tree.apply_batch(batch).and_then(|()| db.flush().map(|_| ())).map_err(io);
+        match &result {
+            Ok(()) => {
+                for (k, v) in written.into_iter().filter(|(k, _)| is_read_back(k)) {
+                    remembered.put(k, v);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store write failed");
+                // What the tree holds now is unknown: read it again.
+                remembered.clear();
+            }
         }
         for done in applied {
-            let _ = done.send(written.as_ref().map(|_| ()).map_err(|e| StoreError::Io(e.to_string())));
+            let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| StoreError::Io(e.to_string())));
         }
     }
 }
 
+/// Keys whose values a commit reads before writing them.
+fn is_read_back(k: &[u8]) -> bool {
+    matches!(k.first(), Some(&ACCOUNT | &LEDGER)) || k == META_RECEIPT_SEQ
+}
+
 /// The writes of one group of batches, not yet in the tree.
-struct Group<'t> {
-    tree: &'t ::sled::Tree,
+struct Group<'c> {
+    tree: &'c ::sled::Tree,
+    /// Values as last written by earlier groups (none written since by anyone else).
+    remembered: &'c lru::LruCache<Vec<u8>, Vec<u8>>,
     /// The latest value each key was given in the group, shadowing the tree's.
     written: HashMap<Vec<u8>, Vec<u8>>,
     batch: ::sled::Batch,
@@ -152,9 +187,10 @@ impl Group<'_> {
     }
 }
 
-/// One batch's writes while it is applied: reads see them, then the group's, then the tree.
-struct Staged<'g, 't> {
-    group: &'g Group<'t>,
+/// One batch's writes while it is applied: reads see them, then the group's, then what the
+/// committer remembers, then the tree.
+struct Staged<'g, 'c> {
+    group: &'g Group<'c>,
     written: Vec<(Vec<u8>, Vec<u8>)>,
     /// Key → its latest position in `written`.
     index: HashMap<Vec<u8>, usize>,
@@ -165,7 +201,7 @@ impl Staged<'_, '_> {
         if let Some(&at) = self.index.get(k) {
             return Ok(Some(self.written[at].1.clone()));
         }
-        if let Some(v) = self.group.written.get(k) {
+        if let Some(v) = self.group.written.get(k).or_else(|| self.group.remembered.peek(k)) {
             return Ok(Some(v.clone()));
         }
         Ok(self.group.tree.get(k).map_err(io)?.map(|v| v.to_vec()))
@@ -178,22 +214,40 @@ impl Staged<'_, '_> {
     }
 }
 
+/// Writes `tasks` as [`TaskChunk`]s of consecutive indices.
+fn put_tasks(t: &mut Staged<'_, '_>, job: JobId, tasks: &[std::sync::Arc<TaskRecord>]) {
+    let mut chunk: Vec<TaskRecord> = Vec::new();
+    let mut bytes = 0;
+    let close = |t: &mut Staged<'_, '_>, chunk: &mut Vec<TaskRecord>| {
+        if let Some(first) = chunk.first() {
+            let k = task_key(TASK_CHUNK, TaskId { job, index: first.index });
+            t.insert(k, records::encode(&TaskChunk { tasks: std::mem::take(chunk) }));
+        }
+    };
+    for task in tasks {
+        let follows = chunk.last().is_none_or(|last| last.index.checked_add(1) == Some(task.index));
+        if !follows || chunk.len() == CHUNK_TASKS || bytes >= CHUNK_BYTES {
+            close(t, &mut chunk);
+            bytes = 0;
+        }
+        bytes += task.approximate_size();
+        chunk.push(task.as_ref().clone());
+    }
+    close(t, &mut chunk);
+}
+
 fn apply_op(t: &mut Staged<'_, '_>, op: &Op) -> Result<(), StoreError> {
     match op {
         Op::PutJob(job) => {
             t.insert(key(JOB, &[&job.id.0]), records::encode(job.as_ref()));
         }
-        Op::PutTasks { job, tasks } => {
-            for task in tasks {
-                let k = task_key(TASK, TaskId { job: *job, index: task.index });
-                t.insert(k, records::encode(task.as_ref()));
-            }
-        }
+        Op::PutTasks { job, tasks } => put_tasks(t, *job, tasks),
         Op::PutResult { task, result } => {
             t.insert(task_key(RESULT, *task), records::encode(result.as_ref()));
         }
-        Op::PutReceipt(receipt) => {
-            let id = receipt.id();
+        Op::PutReceipt(issued) => {
+            let Issued { id, receipt } = issued.as_ref();
+            debug_assert_eq!(*id, receipt.id());
             t.insert(key(RECEIPT, &[&id.0]), records::encode_receipt(receipt));
             let seq = match t.get(META_RECEIPT_SEQ)? {
                 Some(v) => u64::from_be_bytes(
@@ -297,11 +351,29 @@ impl Store for SledStore {
     }
 
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
-        self.scan("task", &key(TASK, &[&job.0]))
+        let mut tasks: Vec<TaskRecord> = self.scan("task", &key(TASK, &[&job.0]))?;
+        let chunks: Vec<TaskChunk> = self.scan("task chunk", &key(TASK_CHUNK, &[&job.0]))?;
+        tasks.extend(chunks.into_iter().flat_map(|c| c.tasks));
+        tasks.sort_by_key(|t| t.index);
+        Ok(tasks)
     }
 
     fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError> {
-        self.get("task", &task_key(TASK, task))
+        if let Some(alone) = self.get("task", &task_key(TASK, task))? {
+            return Ok(Some(alone));
+        }
+        // The chunk holding it starts at its index or before: the last key at or below it.
+        let Some(above) = task.index.checked_add(1) else { return Ok(None) };
+        let Some((k, v)) =
+            self.tree.get_lt(task_key(TASK_CHUNK, TaskId { job: task.job, index: above })).map_err(io)?
+        else {
+            return Ok(None);
+        };
+        if !k.starts_with(&key(TASK_CHUNK, &[&task.job.0])) {
+            return Ok(None);
+        }
+        let chunk: TaskChunk = records::decode("task chunk", &v)?;
+        Ok(chunk.tasks.into_iter().find(|t| t.index == task.index))
     }
 
     fn result(&self, task: TaskId) -> Result<Option<ResultRecord>, StoreError> {
@@ -496,6 +568,78 @@ mod tests {
             commit.unwrap().unwrap();
         }
         assert_eq!(store.account(account).unwrap().unwrap().balance, Credits::whole(200));
+    }
+
+    fn kernel_task(index: u32, inline: usize) -> TaskRecord {
+        let binding = hyphae_proto::frame::TaskBinding {
+            binding: 0,
+            dtype: hyphae_proto::Dtype::U32,
+            access: hyphae_proto::frame::Access::Read,
+            source: Some(hyphae_proto::frame::Source::Inline(hyphae_proto::tensor::Bytes(vec![index as u8; inline]))),
+            size: inline as u64,
+        };
+        TaskRecord { index, body: records::TaskBody::Kernel { workgroups: [1, 1, 1], bindings: vec![binding] } }
+    }
+
+    #[tokio::test]
+    async fn tasks_stored_in_chunks_read_back_one_by_one_and_all_together() {
+        let (_dir, store) = open();
+        let job = JobId([5; 12]);
+        // Small tasks fill chunks by count, big ones by size; a gap in the indices starts a chunk.
+        let tasks: Vec<TaskRecord> = (0..600)
+            .map(|i| kernel_task(i, 4))
+            .chain((600..620).map(|i| kernel_task(i, 20 << 10)))
+            .chain((700..703).map(|i| kernel_task(i, 4)))
+            .collect();
+        let mut batch = Batch::new();
+        batch.push(Op::PutTasks { job, tasks: tasks.iter().cloned().map(std::sync::Arc::new).collect() });
+        store.commit(batch).await.unwrap();
+        let chunks = store.tree.scan_prefix(key(TASK_CHUNK, &[&job.0])).count();
+        assert!((7..=12).contains(&chunks), "{chunks} chunks for 623 tasks");
+        for task in &tasks {
+            assert_eq!(store.task(TaskId { job, index: task.index }).unwrap().as_ref(), Some(task));
+        }
+        for missing in [620, 650, 699, 703, u32::MAX] {
+            assert_eq!(store.task(TaskId { job, index: missing }).unwrap(), None, "task {missing}");
+        }
+        assert_eq!(store.task(TaskId { job: JobId([6; 12]), index: 0 }).unwrap(), None, "another job");
+        assert_eq!(store.tasks(job).unwrap(), tasks);
+    }
+
+    #[tokio::test]
+    async fn tasks_stored_one_per_record_before_chunks_still_read() {
+        let (_dir, store) = open();
+        let job = JobId([7; 12]);
+        let old = kernel_task(3, 8);
+        store.tree.insert(task_key(TASK, TaskId { job, index: 3 }), records::encode(&old)).unwrap();
+        let mut batch = Batch::new();
+        batch.push(Op::PutTasks { job, tasks: vec![std::sync::Arc::new(kernel_task(4, 8))] });
+        store.commit(batch).await.unwrap();
+        assert_eq!(store.task(TaskId { job, index: 3 }).unwrap(), Some(old.clone()));
+        assert_eq!(store.tasks(job).unwrap(), vec![old, kernel_task(4, 8)]);
+    }
+
+    #[tokio::test]
+    async fn balances_stay_right_when_commits_read_remembered_values() {
+        let (_dir, store) = open();
+        let account = Address([8; 20]);
+        let mut grant = Batch::new();
+        grant.push(Op::Grant { account, amount: Credits::whole(3) });
+        store.commit(grant).await.unwrap();
+        // The second spend reads the balance the first left, remembered rather than read.
+        for expected in [2, 1, 0] {
+            let mut spend = Batch::new();
+            spend.push(Op::Spend { account, amount: Credits::whole(1) });
+            store.commit(spend).await.unwrap();
+            assert_eq!(store.account(account).unwrap().unwrap().balance, Credits::whole(expected));
+        }
+        let mut over = Batch::new();
+        over.push(Op::Spend { account, amount: Credits::whole(1) });
+        assert!(matches!(store.commit(over).await, Err(StoreError::InsufficientCredits { .. })));
+        assert_eq!(
+            store.ledger(account).unwrap(),
+            LedgerRecord { granted: Credits::whole(3), spent: Credits::whole(3) }
+        );
     }
 
     #[tokio::test]

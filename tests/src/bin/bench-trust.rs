@@ -29,6 +29,10 @@ use hyphae_tests::harness::sim;
 use rand::Rng;
 use tokio_tungstenite::tungstenite::Message;
 
+/// As the relay's own binary (`relay/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const WORKERS: usize = 1_000;
 const JOBS: u32 = 4;
 /// Tasks per run unless `--tasks` says otherwise: 200 per worker, so that a run's figures are

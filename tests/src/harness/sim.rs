@@ -114,11 +114,12 @@ pub fn trivial_job(seed: u32, tasks: u32, redundancy: u32) -> JobRequest {
 
 /// Logs in as `key` (its own beneficiary), holding at most `max_in_flight` tasks.
 pub async fn login(addr: std::net::SocketAddr, key: &SecretKey, max_in_flight: u32) -> anyhow::Result<Socket> {
-    // As the relay's side does (`hyphae_relay::ws::READ_BUFFER`): frames are small.
+    // As the relay's side does (`hyphae_relay::ws::READ_BUFFER`): frames are small. Nagle off,
+    // as the native worker has it.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(hyphae_relay::ws::READ_BUFFER);
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/workers/ws"), Some(config), false).await?;
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/workers/ws"), Some(config), true).await?;
     let Some(Ok(Message::Binary(first))) = socket.next().await else { anyhow::bail!("no challenge") };
     let ToWorker::Challenge { relay, nonce, .. } = ToWorker::decode(&first)? else { anyhow::bail!("no challenge") };
     let hello = Hello {
