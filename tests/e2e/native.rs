@@ -12,9 +12,24 @@ use hyphae_tests::harness::{Client, Grid, NodeProcess, RelayProcess, collatz_job
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
+async fn with_fixed_replication_u32_and_f32_jobs_of_64_tasks_are_each_verified_by_two_of_three_workers() {
+    let verifiers = jobs_of_64_tasks_complete_on_three_honest_workers("fixed").await;
+    assert_eq!(verifiers, 2 * 128);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_adaptive_replication_tasks_of_trusted_workers_mostly_run_once() {
+    let verifiers = jobs_of_64_tasks_complete_on_three_honest_workers("adaptive").await;
+    // Each worker's first ten results are checked by a second worker, then fewer and fewer.
+    assert!((128..2 * 128 * 9 / 10).contains(&verifiers), "{verifiers} verifiers for 128 tasks");
+}
+
+/// Runs a u32 and an f32 job of 64 tasks (redundancy 2) on three honest workers and checks
+/// results, receipts, balances and the dashboard's feed. Returns how many workers verified them.
+async fn jobs_of_64_tasks_complete_on_three_honest_workers(replication: &str) -> usize {
     let beneficiaries: Vec<_> = (0..3).map(|_| SecretKey::random(&mut rand::thread_rng()).address()).collect();
-    let grid = Grid::start_paying(&[], &beneficiaries.iter().copied().map(Some).collect::<Vec<_>>()).await;
+    let args = ["--replication", replication];
+    let grid = Grid::start_paying(&args, &beneficiaries.iter().copied().map(Some).collect::<Vec<_>>()).await;
     let client = &grid.client;
 
     let (collatz, inputs) = collatz_job(64, 300, 2, 1);
@@ -32,8 +47,10 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
     let f32_results = client.results(f32_job.id).await;
     assert_collatz_results(&u32_results, &inputs);
     assert_matmul_results(&f32_results, &cases);
-    assert_verified_by_distinct_workers(&u32_results, 2, &[]);
-    assert_verified_by_distinct_workers(&f32_results, 2, &[]);
+    assert_verified_by_distinct_workers(&u32_results, 1, &[]);
+    assert_verified_by_distinct_workers(&f32_results, 1, &[]);
+    let verifiers: usize =
+        [&u32_results, &f32_results].iter().flat_map(|results| &results.tasks).map(|task| task.verified_by.len()).sum();
 
     let mut paid = 0;
     for b in &beneficiaries {
@@ -43,17 +60,17 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
         }
         paid += receipts.len();
     }
-    // Every task paid exactly its two verifiers, and every canary passed its worker (canaries are
+    // Every task paid exactly its verifiers, and every canary passed its worker (canaries are
     // real work, paid like any, so no worker can tell them by going unpaid).
     let metrics = client.metrics().await;
     assert_eq!(metric(&metrics, "hyphae_canaries_failed_total"), 0.0, "an honest worker failed a canary");
     let canaries = metric(&metrics, "hyphae_canaries_passed_total") as usize;
-    assert_eq!(paid, 2 * 128 + canaries);
+    assert_eq!(paid, verifiers + canaries);
 
     // The dashboard's feed agrees.
     let stats: hyphae_proto::api::Stats = client.get("/v1/stats").await;
     assert_eq!((stats.jobs.completed, stats.tasks.completed, stats.workers.native), (2, 128, 3));
-    assert_eq!(stats.results_accepted, 256 + canaries as u64);
+    assert_eq!(stats.results_accepted, (verifiers + canaries) as u64);
     assert_eq!(stats.verified_history.len(), hyphae_proto::api::Stats::HISTORY);
     assert_eq!(stats.recent_jobs.len(), 2);
     assert!(stats.recent_jobs.iter().all(|j| j.status == JobStatus::Completed && j.completed == 64), "{stats:?}");
@@ -62,6 +79,7 @@ async fn u32_and_f32_jobs_of_64_tasks_complete_on_three_honest_workers() {
     let mut expected = beneficiaries.clone();
     expected.sort();
     assert_eq!(top, expected);
+    verifiers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,7 +31,8 @@ pub fn assert_matmul_results(results: &JobResults, cases: &[MatmulCase]) {
     }
 }
 
-/// Every task was verified by `redundancy` distinct workers, none of them in `never`.
+/// Every task was verified by at least `redundancy` distinct workers (1 where trusted workers'
+/// tasks may run once), none of them in `never`.
 pub fn assert_verified_by_distinct_workers(results: &JobResults, redundancy: usize, never: &[Address]) {
     for task in &results.tasks {
         let mut by = task.verified_by.clone();

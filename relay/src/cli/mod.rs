@@ -88,10 +88,11 @@ pub struct ServeArgs {
     /// activations to do so. 0 turns spot checks off.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
     pub spot_check_sequences: u32,
-    /// Let trusted workers' tasks go unreplicated, checked at random with a probability that
-    /// falls as their record of valid results grows (BOINC's adaptive replication).
-    #[arg(long)]
-    pub adaptive_replication: bool,
+    /// `adaptive`: trusted workers' tasks go out once, checked at random with a probability
+    /// that falls as their record of valid results grows (BOINC's adaptive replication).
+    /// `fixed`: every task gets its job's full redundancy.
+    #[arg(long, value_enum, default_value_t = Replication::Adaptive)]
+    pub replication: Replication,
     /// Valid results in a row (of a worker and of its beneficiary) before it is trusted.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub trusted_after: u64,
@@ -99,6 +100,12 @@ pub struct ServeArgs {
     /// on, sent like any replica to catch workers that lie, colluding ones included.
     #[arg(long, default_value_t = 0.02, value_parser = parse_share)]
     pub canary_rate: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Replication {
+    Adaptive,
+    Fixed,
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -124,7 +131,7 @@ impl Config {
         config.embeddings.redundancy = args.model_redundancy;
         config.embeddings.hand_off = !args.activations_via_relay;
         config.embeddings.spot_check = args.spot_check_sequences;
-        config.scheduler.trust.adaptive = args.adaptive_replication;
+        config.scheduler.trust.adaptive = args.replication == Replication::Adaptive;
         config.scheduler.trust.trusted_after = args.trusted_after;
         config.scheduler.trust.canary_rate = args.canary_rate;
         config

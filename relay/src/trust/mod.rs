@@ -21,9 +21,8 @@ pub use standing::Standing;
 
 #[derive(Debug, Clone)]
 pub struct TrustConfig {
-    /// Whether a trusted worker's tasks may go unreplicated at all. Off (the default until
-    /// canaries and re-checks of a caught worker's results run in the relay), every task gets
-    /// the job's full redundancy.
+    /// Whether a trusted worker's tasks may go unreplicated at all (the default). Off, every
+    /// task gets the job's full redundancy.
     pub adaptive: bool,
     /// Consecutive valid results (of the worker and of its beneficiary) after which a worker is
     /// trusted: its tasks are replicated with probability `(trusted_after / consecutive)³`, after
@@ -46,7 +45,7 @@ pub struct TrustConfig {
 impl Default for TrustConfig {
     fn default() -> Self {
         TrustConfig {
-            adaptive: false,
+            adaptive: true,
             trusted_after: 10,
             min_check: 0.03,
             remember_vouched: 256,
