@@ -73,7 +73,8 @@ async fn bad_requests_get_typed_errors_with_the_right_status() {
         ("/v1/accounts/0xnope", 400, ErrorCode::InvalidRequest),
         ("/v1/no-such-thing", 404, ErrorCode::NotFound),
     ] {
-        let response = client.http.get(format!("{}{path}", relay.url)).send().await.unwrap();
+        let response =
+            client.http.get(format!("{}{path}", relay.url)).bearer_auth(&relay.api_key).send().await.unwrap();
         assert_eq!(response.status(), status, "{path}");
         assert_eq!(code(response.json().await.ok()), expected, "{path}");
     }
@@ -177,4 +178,40 @@ where
         true
     };
     tokio::time::timeout(Duration::from_secs(5), wait).await.unwrap_or(false)
+}
+
+/// A job's status and results are read with a key of the account that paid for it; another
+/// account's key is told there is no such job (a worker sent a task again must not find its
+/// accepted answer there), and no key at all is asked for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_read_only_with_a_key_of_the_account_that_paid_for_it() {
+    let mut relay = RelayProcess::start(&[]);
+    let owner = Client::new(&relay.url, &relay.api_key);
+    let (job, _) = collatz_job(2, 10, 2, 7);
+    let created = owner.submit(&job).await;
+    assert_eq!(owner.job(created.id).await.tasks.total, 2);
+    assert_eq!(owner.results(created.id).await.tasks.len(), 2);
+
+    // Keys are made while the relay is stopped (it holds its data directory).
+    relay.kill();
+    let output = std::process::Command::new(hyphae_tests::harness::bin("hyphae"))
+        .args(["keys", "create", "--name", "other", "--data"])
+        .arg(&relay.data)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let other_key = String::from_utf8_lossy(&output.stdout).lines().last().unwrap().trim().to_owned();
+    relay.restart();
+
+    let http = reqwest::Client::new();
+    for path in [format!("/v1/jobs/{}", created.id), format!("/v1/jobs/{}/results", created.id)] {
+        let url = format!("{}{path}", relay.url);
+        let as_other = http.get(&url).bearer_auth(&other_key).send().await.unwrap();
+        assert_eq!(as_other.status(), 404, "{path} with another account's key");
+        assert_eq!(code(as_other.json().await.ok()), ErrorCode::NotFound);
+        let anonymous = http.get(&url).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401, "{path} without a key");
+        let as_owner = http.get(&url).bearer_auth(&relay.api_key).send().await.unwrap();
+        assert_eq!(as_owner.status(), 200, "{path} with the payer's key");
+    }
 }

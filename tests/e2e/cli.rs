@@ -33,7 +33,7 @@ async fn cli_submits_waits_fetches_results_and_verifies_a_receipt() {
     assert!(id.starts_with("job_"), "{id}");
 
     let results = Command::new(bin("hyphae"))
-        .args(["job", "results", &id, "--relay", &relay.url, "--out"])
+        .args(["job", "results", &id, "--relay", &relay.url, "--api-key", &relay.api_key, "--out"])
         .arg(&out)
         .output()
         .unwrap();

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hyphae_proto::api::{JobCreated, JobRequest, JobResults, TaskResult, TaskStatus};
+use hyphae_proto::api::{JobCreated, JobInfo, JobRequest, JobResults, TaskResult, TaskStatus};
 use hyphae_proto::{JobId, TaskId};
 use serde::Deserialize;
 
@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::extract::{ApiKey, Json, Query, parse_id};
 use crate::app::AppState;
 use crate::job;
-use crate::store::records::Outcome;
+use crate::store::records::{JobWork, Outcome};
 
 pub async fn submit(
     State(app): State<AppState>,
@@ -38,11 +38,25 @@ pub async fn submit(
 
 pub async fn status(
     State(app): State<AppState>,
+    key: ApiKey,
     Path(id): Path<String>,
-) -> Result<axum::Json<hyphae_proto::api::JobInfo>, ApiError> {
+) -> Result<axum::Json<JobInfo>, ApiError> {
     let id: JobId = parse_id(&id)?;
-    let info = app.scheduler.job_info(id)?.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
-    Ok(axum::Json(info))
+    Ok(axum::Json(readable(&app, &key, id)?))
+}
+
+/// A job's status and results belong to the account that paid for it: any other key is told
+/// there is no such job. Its outputs are its submitter's data, and a worker sent a task again
+/// (a canary, a check of a caught worker's results) must not find the accepted answer here.
+/// Jobs stored before payers were stay readable by any key; the relay's own are nobody's.
+fn readable(app: &AppState, key: &ApiKey, id: JobId) -> Result<JobInfo, ApiError> {
+    let missing = || ApiError::not_found(format!("no job {id}"));
+    let info = app.scheduler.job_info(id)?.ok_or_else(missing)?;
+    match app.store.payer(id)? {
+        Some(payer) if payer.account == key.account => Ok(info),
+        None if info.kind == JobWork::KERNEL_KIND => Ok(info),
+        _ => Err(missing()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -54,11 +68,12 @@ pub struct ResultsQuery {
 
 pub async fn results(
     State(app): State<AppState>,
+    key: ApiKey,
     Path(id): Path<String>,
     Query(q): Query<ResultsQuery>,
 ) -> Result<axum::Json<JobResults>, ApiError> {
     let id: JobId = parse_id(&id)?;
-    let info = app.scheduler.job_info(id)?.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    let info = readable(&app, &key, id)?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let settled: HashMap<u32, _> = app.store.results(id, q.offset, limit)?.into_iter().collect();
     let end = q.offset.saturating_add(limit).min(info.tasks.total);

@@ -17,11 +17,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Inputs at least this big are uploaded as blobs rather than inlined as base64.
 const BLOB_THRESHOLD: usize = 256 << 10;
 
+/// Where the relay is, and the API key to speak to it with.
 #[derive(Debug, clap::Args)]
 pub struct RelayArgs {
     /// Relay URL.
     #[arg(long, env = "HYPHAE_RELAY", default_value = "http://127.0.0.1:8080")]
     relay: String,
+    /// API key (create one with `hyphae keys create`). A job is read with a key of the account
+    /// that paid for it.
+    #[arg(long, env = "HYPHAE_API_KEY", hide_env_values = true)]
+    api_key: String,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -48,9 +53,6 @@ pub enum JobCommand {
 pub struct SubmitArgs {
     #[command(flatten)]
     relay: RelayArgs,
-    /// API key (create one with `hyphae keys create`).
-    #[arg(long, env = "HYPHAE_API_KEY", hide_env_values = true)]
-    api_key: String,
     /// The WGSL file.
     #[arg(long)]
     shader: PathBuf,
@@ -88,11 +90,11 @@ pub async fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         JobCommand::Submit(args) => submit(&http, args).await,
         JobCommand::Status { id, relay } => {
-            let info: JobInfo = get_json(&http, &format!("{}/v1/jobs/{id}", base(&relay.relay))).await?;
+            let info: JobInfo = get_json(&http, &relay, &format!("/v1/jobs/{id}")).await?;
             println!("{}", serde_json::to_string_pretty(&info)?);
             Ok(ExitCode::SUCCESS)
         }
-        JobCommand::Results { id, out, relay } => results(&http, &base(&relay.relay), id, &out).await,
+        JobCommand::Results { id, out, relay } => results(&http, &relay, id, &out).await,
     }
 }
 
@@ -120,7 +122,7 @@ async fn submit(http: &reqwest::Client, args: SubmitArgs) -> anyhow::Result<Exit
                 "--input {input}: the shader does not say binding {binding}'s element type; write {binding}:u32=FILE"
             )
         })?;
-        let data = load_input(http, &relay, &args.api_key, Path::new(file)).await?;
+        let data = load_input(http, &relay, &args.relay.api_key, Path::new(file)).await?;
         bindings.push(BindingSpec { binding, dtype, data: Some(data), output: false, size: None });
     }
     for output in &args.outputs {
@@ -158,7 +160,7 @@ async fn submit(http: &reqwest::Client, args: SubmitArgs) -> anyhow::Result<Exit
         credits_per_task: args.credits_per_task,
         verify: None,
     });
-    let response = http.post(format!("{relay}/v1/jobs")).bearer_auth(&args.api_key).json(&request).send().await?;
+    let response = http.post(format!("{relay}/v1/jobs")).bearer_auth(&args.relay.api_key).json(&request).send().await?;
     let created: JobCreated = parse(response).await?;
     eprintln!("submitted {} ({} tasks)", created.id, created.tasks);
     println!("{}", created.id);
@@ -171,7 +173,7 @@ async fn submit(http: &reqwest::Client, args: SubmitArgs) -> anyhow::Result<Exit
             .expect("valid template"),
     );
     loop {
-        let info: JobInfo = get_json(http, &format!("{relay}/v1/jobs/{}", created.id)).await?;
+        let info: JobInfo = get_json(http, &args.relay, &format!("/v1/jobs/{}", created.id)).await?;
         bar.set_position(u64::from(info.tasks.completed));
         bar.set_message(format!("({} running)", info.tasks.running));
         if info.status.is_finished() {
@@ -202,13 +204,13 @@ async fn load_input(http: &reqwest::Client, relay: &str, api_key: &str, file: &P
     Ok(Data::Blob { blob: blob.id })
 }
 
-async fn results(http: &reqwest::Client, relay: &str, id: JobId, out: &Path) -> anyhow::Result<ExitCode> {
+async fn results(http: &reqwest::Client, relay: &RelayArgs, id: JobId, out: &Path) -> anyhow::Result<ExitCode> {
     let mut offset = 0;
     let mut summary = BTreeMap::new();
     let mut status;
     loop {
         let page: JobResults =
-            get_json(http, &format!("{relay}/v1/jobs/{id}/results?offset={offset}&limit=500")).await?;
+            get_json(http, relay, &format!("/v1/jobs/{id}/results?offset={offset}&limit=500")).await?;
         status = page.status;
         for task in &page.tasks {
             let dir = out.join(task.index.to_string());
@@ -253,8 +255,14 @@ fn parse_workgroups(s: &str) -> anyhow::Result<Workgroups> {
     serde_json::from_value(serde_json::json!(dims)).map_err(|e| anyhow!("--workgroups {s}: {e}"))
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> anyhow::Result<T> {
-    parse(http.get(url).send().await.with_context(|| format!("GET {url}"))?).await
+/// `GET` of `path` on the relay, with the API key.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    relay: &RelayArgs,
+    path: &str,
+) -> anyhow::Result<T> {
+    let url = format!("{}{path}", base(&relay.relay));
+    parse(http.get(&url).bearer_auth(&relay.api_key).send().await.with_context(|| format!("GET {url}"))?).await
 }
 
 /// Decodes a success body, or turns the API's error body into a readable error.

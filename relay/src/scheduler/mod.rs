@@ -39,7 +39,7 @@ use crate::job::{SelfCheck, ValidatedJob};
 use crate::metrics::Metrics;
 use crate::signer::Signer;
 use crate::store::blobs::BlobStore;
-use crate::store::records::{CheckRecord, JobRecord, JobWork, Outcome, ResultRecord, TaskRecord};
+use crate::store::records::{CheckRecord, JobRecord, JobWork, Outcome, PayerRecord, ResultRecord, TaskRecord};
 use crate::store::{Batch, Op, Store, StoreError};
 use crate::trust::TrustConfig;
 use crate::verify::quorum::{self, Decision};
@@ -236,6 +236,7 @@ impl Scheduler {
         let mut batch = Batch::new();
         if let Some(account) = payer {
             batch.push(Op::Spend { account, amount: record.cost() });
+            batch.push(Op::PutPayer { job: id, payer: PayerRecord { account } });
         }
         batch.push(Op::PutJob(Box::new(record.clone())));
         batch.push(Op::PutTasks { job: id, tasks: tasks.clone() });

@@ -18,7 +18,8 @@ use hyphae_proto::{Address, Credits, Issued, JobId, ReceiptId, Sha256, SignedRec
 
 pub use self::sled::SledStore;
 use records::{
-    AccountRecord, ApiKeyRecord, CheckRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskRecord,
+    AccountRecord, ApiKeyRecord, CheckRecord, JobRecord, LedgerRecord, ModelRecord, PayerRecord, ResultRecord,
+    TaskRecord,
 };
 
 /// The account of an API key created without one: the last 20 bytes of the SHA-256 of the key's
@@ -78,6 +79,11 @@ pub enum Op {
         account: Address,
         amount: Credits,
     },
+    /// Who paid for a job (and may read it).
+    PutPayer {
+        job: JobId,
+        payer: PayerRecord,
+    },
     /// How the relay checks a job's results itself.
     PutCheck {
         job: JobId,
@@ -119,6 +125,9 @@ pub trait Store: Send + Sync + 'static {
     fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
     fn jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     fn check(&self, job: JobId) -> Result<Option<CheckRecord>, StoreError>;
+    /// The account that paid for a job; `None` for the relay's own jobs and for jobs stored
+    /// before payers were.
+    fn payer(&self, job: JobId) -> Result<Option<PayerRecord>, StoreError>;
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;
     fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError>;
     fn result(&self, task: TaskId) -> Result<Option<ResultRecord>, StoreError>;

@@ -57,9 +57,11 @@ pub enum JobWork {
 
 impl JobWork {
     /// The `kind` a job reports in `GET /v1/jobs/{id}`.
+    pub const KERNEL_KIND: &'static str = "wgsl";
+
     pub fn kind(&self) -> &'static str {
         match self {
-            JobWork::Kernel { .. } => "wgsl",
+            JobWork::Kernel { .. } => JobWork::KERNEL_KIND,
             JobWork::Shard { .. } => "shard",
         }
     }
@@ -234,6 +236,13 @@ pub struct TaskChunk {
     pub tasks: Vec<TaskRecord>,
 }
 
+/// The account that paid for a job, kept beside its `JobRecord` (jobs written before it read as
+/// they are): its API keys alone read the job's status and results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayerRecord {
+    pub account: Address,
+}
+
 /// A job's result check (see `verify::freivalds`), kept beside its `JobRecord` so that jobs
 /// written before checks existed read as they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,7 +276,16 @@ macro_rules! unchanged_since_v1 {
         }
     )*};
 }
-unchanged_since_v1!(ResultRecord, AccountRecord, ModelRecord, ApiKeyRecord, LedgerRecord, CheckRecord, TaskChunk);
+unchanged_since_v1!(
+    ResultRecord,
+    AccountRecord,
+    ModelRecord,
+    ApiKeyRecord,
+    LedgerRecord,
+    CheckRecord,
+    TaskChunk,
+    PayerRecord
+);
 
 pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
     postcard::to_allocvec(&Versioned::<&T, ()>::V2(record)).expect("records always encode")

@@ -17,8 +17,8 @@ use hyphae_proto::{Address, Issued, JobId, ReceiptId, Sha256, SignedReceipt, Tas
 use tokio::sync::oneshot;
 
 use super::records::{
-    self, AccountRecord, ApiKeyRecord, CheckRecord, JobRecord, LedgerRecord, ModelRecord, ResultRecord, TaskChunk,
-    TaskRecord,
+    self, AccountRecord, ApiKeyRecord, CheckRecord, JobRecord, LedgerRecord, ModelRecord, PayerRecord, ResultRecord,
+    TaskChunk, TaskRecord,
 };
 use super::{Batch, Commit, Op, ReceiptPage, Store, StoreError, key_account};
 
@@ -36,6 +36,7 @@ const MODEL: u8 = b'n';
 const KEY_ACCOUNT: u8 = b'K';
 const LEDGER: u8 = b'l';
 const CHECK: u8 = b'v';
+const PAYER: u8 = b'p';
 const META_RECEIPT_SEQ: &[u8] = b"m/receipt_seq";
 
 /// Commits applied per flush at most, so one flush never waits on an unbounded backlog.
@@ -287,6 +288,9 @@ fn apply_op(t: &mut Staged<'_, '_>, op: &Op) -> Result<(), StoreError> {
             })?;
             update_ledger(t, *account, |ledger| ledger.spent += *amount)?;
         }
+        Op::PutPayer { job, payer } => {
+            t.insert(key(PAYER, &[&job.0]), records::encode(payer));
+        }
         Op::PutCheck { job, check } => {
             t.insert(key(CHECK, &[&job.0]), records::encode(check));
         }
@@ -466,6 +470,10 @@ impl Store for SledStore {
 
     fn check(&self, job: JobId) -> Result<Option<CheckRecord>, StoreError> {
         self.get("check", &key(CHECK, &[&job.0]))
+    }
+
+    fn payer(&self, job: JobId) -> Result<Option<PayerRecord>, StoreError> {
+        self.get("payer", &key(PAYER, &[&job.0]))
     }
 
     fn api_key_account(&self, hash: &Sha256) -> Result<Address, StoreError> {

@@ -42,8 +42,9 @@ impl Client {
         (status, response.json().await.ok())
     }
 
+    /// `GET` of `path` with the client's API key (which the public endpoints do not need).
     pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
-        let response = self.http.get(format!("{}{path}", self.url)).send().await.unwrap();
+        let response = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.api_key).send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
         assert!(status.is_success(), "GET {path}: {status}: {text}");
