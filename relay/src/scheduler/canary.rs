@@ -1,8 +1,13 @@
 //! Canaries: tasks whose answer the relay already knows, handed to a worker as one more replica.
-//! On the wire a canary is any task: the real task id, body and deadline of a task that
-//! independent workers already agreed on, given to a worker independent of all of them. Only the
-//! relay knows the answer, so a worker that lies on a canary is caught on its own, with no honest
-//! replica needing to be outvoted, and a pair colluding on the same wrong answer is caught too.
+//! On the wire a canary is any task: the body and deadline of a task that independent workers
+//! already agreed on, under a task id of its own (a fresh job id, the task's own index), given to
+//! a worker independent of all of them. A fresh id each time, so that workers comparing the ids
+//! they were sent cannot tell a task seen before, and so that no job status or result names it
+//! (a job is read by its payer alone, and nobody pays for a canary's). Its receipt names that id.
+//! Only the relay knows the answer, so a worker that lies on a canary is caught on its own, with
+//! no honest replica needing to be outvoted, and a pair colluding on the same wrong answer is
+//! caught too. What stays the same is the task's content: workers that remember every input
+//! they were given could still notice one seen before.
 //!
 //! Known answers come from tasks the relay checked itself (Freivalds), or accepted by at least two
 //! agreeing, independent workers, with their outputs in the relay's hands (not kept on workers
@@ -13,7 +18,7 @@ use std::sync::Arc;
 
 use hyphae_proto::frame::DeviceLimits;
 use hyphae_proto::tensor::Bytes;
-use hyphae_proto::{Address, LeaseId, TaskId};
+use hyphae_proto::{Address, JobId, LeaseId, TaskId};
 use rand::Rng;
 
 use super::placement;
@@ -43,11 +48,19 @@ struct Kept {
     given: Vec<Address>,
 }
 
+/// A canary out with a worker.
+#[derive(Debug, Clone)]
+pub struct Lent {
+    pub known: Arc<Known>,
+    /// The task id the worker was given.
+    pub alias: TaskId,
+}
+
 #[derive(Debug, Default)]
 pub struct Canaries {
     known: VecDeque<Kept>,
     /// Canaries out with workers, by lease.
-    out: HashMap<LeaseId, Arc<Known>>,
+    out: HashMap<LeaseId, Lent>,
 }
 
 impl Canaries {
@@ -81,7 +94,7 @@ impl Canaries {
         owner: &Owner,
         limits: &DeviceLimits,
         rng: &mut impl Rng,
-    ) -> Option<(LeaseId, Arc<Known>)> {
+    ) -> Option<(LeaseId, Lent)> {
         let suitable: Vec<usize> = (0..self.known.len())
             .filter(|&i| {
                 let Kept { known, given } = &self.known[i];
@@ -98,18 +111,19 @@ impl Canaries {
         kept.given.push(worker);
         let known = kept.known.clone();
         let lease = lease(&known);
-        self.out.insert(lease, known.clone());
-        Some((lease, known))
+        let lent = Lent { alias: TaskId { job: JobId(rng.r#gen()), index: known.task.index }, known };
+        self.out.insert(lease, lent.clone());
+        Some((lease, lent))
     }
 
     /// The canary behind `lease`, if it is one; it is then no longer out.
-    pub fn returned(&mut self, lease: LeaseId) -> Option<Arc<Known>> {
+    pub fn returned(&mut self, lease: LeaseId) -> Option<Lent> {
         self.out.remove(&lease)
     }
 
     /// The task a canary lease carries.
     pub fn spec_of(&self, lease: LeaseId) -> Option<&Arc<TaskRecord>> {
-        self.out.get(&lease).map(|known| &known.spec)
+        self.out.get(&lease).map(|lent| &lent.known.spec)
     }
 
     pub fn is_canary(&self, lease: LeaseId) -> bool {

@@ -349,7 +349,8 @@ impl Scheduler {
         }
     }
 
-    /// Signed receipts for `earners` (worker, beneficiary) of a verified result of `task`.
+    /// Signed receipts for `earners` (worker, beneficiary) of a verified result of `task` (as
+    /// the workers were given it: a canary's alias names a job of its own).
     async fn receipts(
         &self,
         job: &JobShared,
@@ -362,7 +363,7 @@ impl Scheduler {
             beneficiary,
             credits: job.credits_per_task,
             issued_at,
-            job: job.id,
+            job: task.job,
             output_sha256,
             relay: self.signer.address(),
             task,
@@ -376,7 +377,7 @@ impl Scheduler {
     /// (the worker did the work, and must not learn which tasks were canaries by going unpaid);
     /// a mismatch costs the worker and its beneficiary their trust.
     async fn check_canary(&self, check: CanaryCheck) {
-        let CanaryCheck { worker, beneficiary, known, answer } = check;
+        let CanaryCheck { worker, beneficiary, known, alias, answer } = check;
         let dtypes: Vec<_> = known.spec.outputs().into_iter().map(|(_, dtype, _)| dtype).collect();
         let passed = match &answer {
             Answer::Outputs(outputs) => {
@@ -398,7 +399,7 @@ impl Scheduler {
         }
         let output_sha256 = hyphae_proto::frame::outputs_sha256(known.outputs.iter().map(|o| o.0.as_slice()));
         let Some(issued) =
-            self.receipts(&known.job, known.task, output_sha256, [(worker, beneficiary)].into_iter()).await.pop()
+            self.receipts(&known.job, alias, output_sha256, [(worker, beneficiary)].into_iter()).await.pop()
         else {
             unreachable!("one receipt asked, one signed")
         };

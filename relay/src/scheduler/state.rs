@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
-use super::canary::{Canaries, Known};
+use super::canary::{Canaries, Known, Lent};
 use super::history::History;
 use super::lease::{Lease, Leases};
 use super::pairs::{PAIRING_LIFETIME, Pairs};
@@ -67,6 +67,8 @@ impl Outbound {
 #[derive(Debug)]
 pub struct Dispatch {
     pub lease: LeaseId,
+    /// The task id the worker is given: the task's own, or a canary's alias.
+    pub task: TaskId,
     pub job: Arc<JobShared>,
     pub spec: Arc<TaskRecord>,
     pub deadline_ms: u64,
@@ -107,7 +109,7 @@ impl Dispatch {
         };
         ToWorker::Task(Box::new(TaskAssignment {
             lease: self.lease,
-            task: TaskId { job: self.job.id, index: self.spec.index },
+            task: self.task,
             work,
             deadline_ms: self.deadline_ms,
         }))
@@ -333,6 +335,8 @@ pub struct CanaryCheck {
     pub worker: Address,
     pub beneficiary: Address,
     pub known: Arc<Known>,
+    /// The task id the worker was given for it.
+    pub alias: TaskId,
     pub answer: Answer,
 }
 
@@ -596,11 +600,11 @@ impl State {
             let issue = |known: &Known| {
                 leases.issue(Lease { task: known.task, worker: address, issued: now, deadline, canary: true })
             };
-            if let Some((lease, known)) = self.canaries.lend(issue, address, &owner, &limits, &mut self.rng) {
+            if let Some((lease, lent)) = self.canaries.lend(issue, address, &owner, &limits, &mut self.rng) {
                 if quarantined {
                     self.counters.canaries_in_quarantine += 1;
                 }
-                return self.send_canary(address, lease, known);
+                return self.send_canary(address, lease, lent);
             }
         }
         let tasks = &self.tasks;
@@ -676,7 +680,8 @@ impl State {
             }
             worker.shards.insert((model.clone(), shard.index, shard.count));
         }
-        let dispatch = Dispatch { lease, job, spec, deadline_ms: lease_time.as_millis() as u64, weight_peers };
+        let task = entry.task;
+        let dispatch = Dispatch { lease, task, job, spec, deadline_ms: lease_time.as_millis() as u64, weight_peers };
         if worker.tx.try_send(Outbound::Task(dispatch)).is_err() {
             self.broken.push(address);
             return false;
@@ -685,14 +690,15 @@ impl State {
     }
 
     /// Sends `address` a canary: to it, one more replica of a task like any other.
-    fn send_canary(&mut self, address: Address, lease: LeaseId, known: Arc<Known>) -> bool {
+    fn send_canary(&mut self, address: Address, lease: LeaseId, lent: Lent) -> bool {
         self.counters.canaries_sent += 1;
         let worker = self.workers.get_mut(&address).expect("checked by the caller");
         worker.in_flight += 1;
         let dispatch = Dispatch {
             lease,
-            job: known.job.clone(),
-            spec: known.spec.clone(),
+            task: lent.alias,
+            job: lent.known.job.clone(),
+            spec: lent.known.spec.clone(),
             deadline_ms: self.lease_timeout.as_millis() as u64,
             weight_peers: Vec::new(),
         };
@@ -776,9 +782,9 @@ impl State {
     pub fn on_result(&mut self, address: Address, lease: LeaseId, answer: Answer, now: Instant) -> Returned {
         if self.canaries.is_canary(lease) {
             let returned = self.end_lease(address, lease).and_then(|_| {
-                let known = self.canaries.returned(lease)?;
+                let Lent { known, alias } = self.canaries.returned(lease)?;
                 let beneficiary = self.workers.get(&address)?.beneficiary;
-                Some(Returned::Canary(CanaryCheck { worker: address, beneficiary, known, answer }))
+                Some(Returned::Canary(CanaryCheck { worker: address, beneficiary, known, alias, answer }))
             });
             self.fill(address, now);
             self.drop_broken(now);
@@ -1061,13 +1067,16 @@ impl State {
         true
     }
 
-    /// Fails a whole job because one of its tasks failed: nothing more of it is run. Returns the
-    /// job's final record and the leases to cancel.
+    /// Fails a whole job because one of its tasks failed: nothing more of it is run, but for the
+    /// checks of its settled results (a caught worker's word must not stand because its job
+    /// failed later). Returns the job's final record.
     pub fn fail_job(&mut self, job: JobId, reason: String, now: Instant) -> Option<JobRecord> {
         let mut active = self.jobs.remove(&job)?;
-        self.tasks.retain(|id, _| id.job != job);
-        self.queue.retain(|id| id.job != job);
-        for (lease, l) in self.leases.take_where(|l| l.task.job == job && !l.canary) {
+        self.tasks.retain(|id, t| id.job != job || t.recheck);
+        let tasks = &self.tasks;
+        self.queue.retain(|id| id.job != job || tasks.contains_key(id));
+        let dropped = |l: &Lease| l.task.job == job && !l.canary && !tasks.contains_key(&l.task);
+        for (lease, l) in self.leases.take_where(dropped) {
             if let Some(w) = self.workers.get_mut(&l.worker) {
                 w.in_flight = w.in_flight.saturating_sub(1);
             }
@@ -1226,11 +1235,16 @@ mod tests {
         task
     }
 
+    /// Leases sent to a worker, with the task each is for (a canary's known task, not its alias).
     fn leases(rx: &mut mpsc::Receiver<Outbound>) -> Vec<(LeaseId, TaskId)> {
+        dispatches(rx).iter().map(|d| (d.lease, TaskId { job: d.job.id, index: d.spec.index })).collect()
+    }
+
+    fn dispatches(rx: &mut mpsc::Receiver<Outbound>) -> Vec<Dispatch> {
         let mut out = Vec::new();
         while let Ok(message) = rx.try_recv() {
             if let Outbound::Task(d) = message {
-                out.push((d.lease, TaskId { job: d.job.id, index: d.spec.index }));
+                out.push(d);
             }
         }
         out
@@ -1322,13 +1336,18 @@ mod tests {
         assert!(to_vouchers.iter().all(|(_, t)| *t != known_task), "a voucher was tested with its own answer");
         // A newcomer gets the canary first, looking like any task, and then real work only.
         let (c, mut c_rx) = worker(&mut state, 8, now);
-        let got = leases(&mut c_rx);
-        assert_eq!(got.iter().filter(|(_, t)| *t == known_task).count(), 1, "{got:?}");
-        assert!(got.len() > 1, "the newcomer got no real work after its canary");
-        let (lease, _) = *got.iter().find(|(_, t)| *t == known_task).unwrap();
-        match state.on_result(c, lease, Answer::Outputs(vec![Bytes(vec![8; 4])]), now) {
+        let sent = dispatches(&mut c_rx);
+        let of = |d: &Dispatch| TaskId { job: d.job.id, index: d.spec.index };
+        assert_eq!(sent.iter().filter(|d| of(d) == known_task).count(), 1, "{sent:?}");
+        assert!(sent.len() > 1, "the newcomer got no real work after its canary");
+        let canary = sent.iter().find(|d| of(d) == known_task).unwrap();
+        // Under an id of its own: the same index, a job id nobody has seen.
+        assert_eq!(canary.task.index, known_task.index);
+        assert!(sent.iter().chain(std::iter::once(canary)).all(|d| d.task.job != known_task.job));
+        assert!(sent.iter().filter(|d| d.lease != canary.lease).all(|d| d.task == of(d)), "real tasks keep their ids");
+        match state.on_result(c, canary.lease, Answer::Outputs(vec![Bytes(vec![8; 4])]), now) {
             Returned::Canary(check) => {
-                assert_eq!((check.worker, check.known.task), (c, known_task));
+                assert_eq!((check.worker, check.known.task, check.alias), (c, known_task, canary.task));
                 assert_eq!(check.known.outputs, vec![Bytes(vec![7; 4])]);
             }
             _ => panic!("a canary's answer was not returned for checking"),
@@ -1336,6 +1355,31 @@ mod tests {
         // Nothing was re-queued for the canary, and the known task's lease is gone.
         assert!(state.leases.take_where(|l| l.canary).is_empty());
         assert!(!state.tasks.contains_key(&known_task));
+    }
+
+    #[test]
+    fn a_check_of_a_settled_result_outlives_the_failure_of_its_job() {
+        let now = Instant::now();
+        let mut state = State::new(Duration::from_secs(60), untrusting());
+        let (a, _a_rx) = worker(&mut state, 8, now);
+        let (active, specs) = job(2, 2, 4);
+        let shared = active.shared.clone();
+        // Task 0 settled on `a`'s word, which is being checked again; task 1 is still running.
+        add_job(&mut state, active, specs[1..].to_vec(), now);
+        let stored =
+            Replica { worker: a, beneficiary: a, answer: Answer::Outputs(vec![Bytes(vec![1; 4])]), paid: None };
+        assert!(state.recheck(shared.clone(), specs[0].clone(), stored, &[a], now));
+        let (b, mut b_rx) = worker(&mut state, 8, now);
+        let to_b = leases(&mut b_rx);
+        let check = TaskId { job: shared.id, index: 0 };
+        assert!(to_b.iter().any(|(_, t)| *t == check), "{to_b:?}");
+
+        assert!(state.fail_job(shared.id, "task 1 failed".into(), now).is_some());
+        assert!(state.tasks.get(&check).is_some_and(|t| t.recheck), "the check was dropped with its job");
+        assert!(!state.tasks.contains_key(&TaskId { job: shared.id, index: 1 }));
+        let live: Vec<TaskId> = state.leases.take_where(|_| true).into_iter().map(|(_, l)| l.task).collect();
+        assert!(live.contains(&check), "the check's lease was cancelled: {live:?}");
+        assert!(live.iter().all(|t| *t == check), "{live:?}");
     }
 
     #[test]
