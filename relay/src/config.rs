@@ -1,7 +1,7 @@
 //! The relay's resolved configuration: built once from the command line (`cli`), then passed
 //! down. Nothing downstream reads the environment or the command line again.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ pub struct Config {
     /// Static site served at `/` (the donate page and dashboard), when present.
     pub site_dir: Option<PathBuf>,
     pub embeddings: EmbeddingConfig,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a worker connecting through one is
+    /// known by the address it forwarded for (replicas go to workers of distinct addresses).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Config {
@@ -43,6 +46,7 @@ impl Config {
             heartbeat: Duration::from_secs(15),
             site_dir: None,
             embeddings: EmbeddingConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

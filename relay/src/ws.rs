@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
-use axum::http::Extensions;
+use axum::http::{Extensions, HeaderMap};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -22,10 +22,18 @@ use crate::scheduler::Outbound;
 /// Bytes a worker socket reads at once (see [`upgrade`]).
 pub const READ_BUFFER: usize = 8 << 10;
 
-pub async fn upgrade(State(app): State<AppState>, extensions: Extensions, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let max = app.config.max_frame_bytes;
     // Known when served with connect info (always, outside in-process router tests).
-    let remote = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
+    let remote = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| {
+        let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        client_ip(address.ip(), forwarded, &app.config.trusted_proxies)
+    });
     // Most frames are a few hundred bytes: tungstenite zeroes its whole read buffer as it reads
     // (128 KiB by default), which cost more than the rest of a frame's handling, and held 128
     // MiB for a thousand workers. A bigger message still grows the buffer as it needs.
@@ -33,6 +41,31 @@ pub async fn upgrade(State(app): State<AppState>, extensions: Extensions, ws: We
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| serve(socket, app, remote))
+}
+
+/// The address a connection is from: its peer's, or, when the peer is a trusted proxy, the
+/// nearest address in `X-Forwarded-For` (read right to left, each proxy appending the address it
+/// saw) that is not itself a trusted proxy. Whatever a client wrote further left is its own claim
+/// and is not believed.
+fn client_ip<'h>(peer: IpAddr, forwarded: impl Iterator<Item = &'h str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded.flat_map(|header| header.split(',')).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            // A hop that is not an address: stop at the last one believed.
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 async fn serve(socket: WebSocket, app: AppState, remote: Option<IpAddr>) {
@@ -203,4 +236,31 @@ fn close(code: u16, reason: &str) -> Message {
         reason.pop();
     }
     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_from_trusted_proxies_only() {
+        let proxy = ip("10.0.0.1");
+        let trusted = [proxy];
+        // Straight from a worker, the header is the worker's own claim.
+        assert_eq!(client_ip(ip("203.0.113.7"), ["198.51.100.1"].into_iter(), &trusted), ip("203.0.113.7"));
+        // Through the proxy: the address it appended.
+        assert_eq!(client_ip(proxy, ["198.51.100.1"].into_iter(), &trusted), ip("198.51.100.1"));
+        // A forged hop on the left is not believed; chained trusted proxies are skipped.
+        let chain = ["6.6.6.6, 198.51.100.1, 10.0.0.1"];
+        assert_eq!(client_ip(proxy, chain.into_iter(), &trusted), ip("198.51.100.1"));
+        // Several headers read as one list; garbage stops at the last believed hop.
+        assert_eq!(client_ip(proxy, ["6.6.6.6", "198.51.100.2"].into_iter(), &trusted), ip("198.51.100.2"));
+        assert_eq!(client_ip(proxy, ["198.51.100.3, not-an-ip"].into_iter(), &trusted), proxy);
+        // No header: the proxy itself.
+        assert_eq!(client_ip(proxy, std::iter::empty(), &trusted), proxy);
+    }
 }

@@ -100,6 +100,11 @@ pub struct ServeArgs {
     /// on, sent like any replica to catch workers that lie, colluding ones included.
     #[arg(long, default_value_t = 0.02, value_parser = parse_share)]
     pub canary_rate: f64,
+    /// A reverse proxy in front of the relay (repeat for several): workers connecting through
+    /// it are known by the address in its `X-Forwarded-For`, so that replicas still go to
+    /// workers of distinct addresses. From anyone else the header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -134,6 +139,7 @@ impl Config {
         config.scheduler.trust.adaptive = args.replication == Replication::Adaptive;
         config.scheduler.trust.trusted_after = args.trusted_after;
         config.scheduler.trust.canary_rate = args.canary_rate;
+        config.trusted_proxies = args.trusted_proxies.clone();
         config
     }
 }

@@ -1369,7 +1369,7 @@ mod tests {
         let stored =
             Replica { worker: a, beneficiary: a, answer: Answer::Outputs(vec![Bytes(vec![1; 4])]), paid: None };
         assert!(state.recheck(shared.clone(), specs[0].clone(), stored, &[a], now));
-        let (b, mut b_rx) = worker(&mut state, 8, now);
+        let (_, mut b_rx) = worker(&mut state, 8, now);
         let to_b = leases(&mut b_rx);
         let check = TaskId { job: shared.id, index: 0 };
         assert!(to_b.iter().any(|(_, t)| *t == check), "{to_b:?}");
