@@ -59,6 +59,49 @@ async fn cli_submits_waits_fetches_results_and_verifies_a_receipt() {
     assert!(String::from_utf8_lossy(&verify.stdout).starts_with("invalid:"));
 }
 
+/// `--matmul-check` asks the relay to check each result as a matrix product itself: one worker's
+/// result per task is then enough, and it is the right product.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_asks_the_relay_to_check_a_matmul_itself() {
+    let grid = Grid::start(&["--replication", "fixed", "--canary-rate", "0"], 2).await;
+    let (relay, client, dir) = (&grid.relay, &grid.client, &grid.dir);
+    let (m, n, k) = (24usize, 20usize, 16usize);
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.5).collect();
+    let file = |name: &str, bytes: Vec<u8>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    };
+    let shader = file("matmul.wgsl", kernels::MATMUL.source.as_bytes().to_vec());
+    let dims = file("dims.bin", to_bytes(&[m as u32, n as u32, k as u32], u32::to_le_bytes));
+    let (a_file, b_file) =
+        (file("a.bin", to_bytes(&a, f32::to_le_bytes)), file("b.bin", to_bytes(&b, f32::to_le_bytes)));
+    let tile = kernels::MATMUL_TILE as usize;
+    let submit = Command::new(bin("hyphae"))
+        .args(["job", "submit", "--relay", &relay.url, "--api-key", &relay.api_key, "--shader", &shader])
+        .args([
+            "--input",
+            &format!("0:u32={dims}"),
+            "--input",
+            &format!("1={a_file}"),
+            "--input",
+            &format!("2={b_file}"),
+        ])
+        .args(["--output", &format!("3:f32:{}", m * n * 4)])
+        .args(["--workgroups", &format!("{},{}", n.div_ceil(tile), m.div_ceil(tile))])
+        .args(["--redundancy", "2", "--matmul-check", "a=1,b=2,c=3,dims=0", "--wait"])
+        .output()
+        .unwrap();
+    assert!(submit.status.success(), "{}", String::from_utf8_lossy(&submit.stderr));
+    let id: hyphae_proto::JobId =
+        String::from_utf8_lossy(&submit.stdout).lines().last().unwrap().trim().parse().unwrap();
+    let results = client.completed_results(id, std::time::Duration::from_secs(60)).await;
+    assert_eq!(results.tasks[0].verified_by.len(), 1, "checked by the relay, run once even at redundancy 2");
+    let got: Vec<f32> = hyphae_proto::tensor::f32s(&results.tasks[0].outputs[0].data.0).collect();
+    assert_eq!(got, reference::matmul::matmul(&a, &b, m, n, k));
+}
+
 /// Credits as a commons: a key's jobs are paid from its account, a job the balance cannot pay is
 /// refused with 402 and nothing of it is kept, and `hyphae audit` finds every receipt valid and
 /// every balance equal to receipts + grants - spending.

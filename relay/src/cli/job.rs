@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use hyphae_proto::api::{
-    BindingSpec, BlobCreated, ErrorBody, JobCreated, JobInfo, JobRequest, JobResults, JobStatus, TaskSpec, Tolerance,
-    WgslJob, Workgroups,
+    BindingSpec, BlobCreated, Check, ErrorBody, JobCreated, JobInfo, JobRequest, JobResults, JobStatus, MatmulCheck,
+    TaskSpec, Tolerance, WgslJob, Workgroups,
 };
 use hyphae_proto::tensor::{Bytes, Data};
 use hyphae_proto::{Credits, Dtype, JobId};
@@ -80,6 +80,11 @@ pub struct SubmitArgs {
     /// Credits paid per verified replica.
     #[arg(long)]
     credits_per_task: Option<Credits>,
+    /// Have the relay check each result as a matrix product C = A·B (Freivalds), so one worker's
+    /// result is enough: the bindings and the shape, `a=1,b=2,c=3,m=64,k=64,n=64`, or with
+    /// `dims=0` for an input holding each task's [M, N, K].
+    #[arg(long, value_name = "a=A,b=B,c=C,(m=M,k=K,n=N|dims=D)", value_parser = parse_matmul_check)]
+    matmul_check: Option<MatmulCheck>,
     /// Wait for the job to finish, showing progress.
     #[arg(long)]
     wait: bool,
@@ -158,7 +163,7 @@ async fn submit(http: &reqwest::Client, args: SubmitArgs) -> anyhow::Result<Exit
         redundancy: args.redundancy,
         tolerance,
         credits_per_task: args.credits_per_task,
-        verify: None,
+        verify: args.matmul_check.map(Check::Matmul),
     });
     let response = http.post(format!("{relay}/v1/jobs")).bearer_auth(&args.relay.api_key).json(&request).send().await?;
     let created: JobCreated = parse(response).await?;
@@ -255,6 +260,38 @@ fn parse_workgroups(s: &str) -> anyhow::Result<Workgroups> {
     serde_json::from_value(serde_json::json!(dims)).map_err(|e| anyhow!("--workgroups {s}: {e}"))
 }
 
+/// `a=1,b=2,c=3,m=64,k=64,n=64` or `a=1,b=2,c=3,dims=0`; the relay checks the rest (that the
+/// bindings exist and are f32, that the shape fits them).
+fn parse_matmul_check(text: &str) -> Result<MatmulCheck, String> {
+    let mut fields = BTreeMap::new();
+    for part in text.split(',') {
+        let (name, value) = part.split_once('=').ok_or_else(|| format!("expected name=value, got {part:?}"))?;
+        let value: u32 = value.trim().parse().map_err(|_| format!("{name}: {value:?} is not a number"))?;
+        if !["a", "b", "c", "m", "k", "n", "dims"].contains(&name.trim()) {
+            return Err(format!("unknown field {name:?}; expected a, b, c and m, k, n or dims"));
+        }
+        if fields.insert(name.trim().to_owned(), value).is_some() {
+            return Err(format!("{name} given twice"));
+        }
+    }
+    let field = |name: &str| fields.get(name).copied();
+    let binding =
+        |name: &str| field(name).ok_or_else(|| format!("missing {name}= (the binding of {})", name.to_uppercase()));
+    let check = MatmulCheck {
+        a: binding("a")?,
+        b: binding("b")?,
+        c: binding("c")?,
+        dims: field("dims"),
+        m: field("m"),
+        k: field("k"),
+        n: field("n"),
+    };
+    match (check.dims, check.m, check.k, check.n) {
+        (Some(_), None, None, None) | (None, Some(_), Some(_), Some(_)) => Ok(check),
+        _ => Err("give the shape as m=,k=,n= or as dims= (not both)".into()),
+    }
+}
+
 /// `GET` of `path` on the relay, with the API key.
 async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
@@ -275,5 +312,21 @@ async fn parse<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> a
     match serde_json::from_slice::<ErrorBody>(&bytes) {
         Ok(body) => bail!("{status} {:?}: {}", body.error.code, body.error.message),
         Err(_) => bail!("{status}: {}", String::from_utf8_lossy(&bytes)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_checks_are_read_from_the_command_line_with_one_shape() {
+        let fixed = parse_matmul_check("a=1,b=2,c=3,m=64,k=32,n=16").unwrap();
+        assert_eq!(fixed, MatmulCheck { a: 1, b: 2, c: 3, dims: None, m: Some(64), k: Some(32), n: Some(16) });
+        let per_task = parse_matmul_check("a=1, b=2, c=3, dims=0").unwrap();
+        assert_eq!(per_task.dims, Some(0));
+        for bad in ["a=1,b=2,c=3", "a=1,b=2,c=3,m=4,dims=0", "a=1,b=2,m=4,k=4,n=4", "a=x,b=2,c=3,dims=0", "a=1,a=2"] {
+            assert!(parse_matmul_check(bad).is_err(), "{bad}");
+        }
     }
 }
