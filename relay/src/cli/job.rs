@@ -32,7 +32,7 @@ pub struct RelayArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum JobCommand {
     /// Submit a WGSL kernel job.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// Show a job's status.
     Status {
         id: JobId,
@@ -93,7 +93,7 @@ pub struct SubmitArgs {
 pub async fn run(cmd: JobCommand) -> anyhow::Result<ExitCode> {
     let http = reqwest::Client::builder().build()?;
     match cmd {
-        JobCommand::Submit(args) => submit(&http, args).await,
+        JobCommand::Submit(args) => submit(&http, *args).await,
         JobCommand::Status { id, relay } => {
             let info: JobInfo = get_json(&http, &relay, &format!("/v1/jobs/{id}")).await?;
             println!("{}", serde_json::to_string_pretty(&info)?);
