@@ -5,12 +5,13 @@
 //! Receipts are signed on a thread of their own, in batches: whatever was asked for while the
 //! last batch was being signed goes into the next, under one signature
 //! ([`hyphae_proto::sign_receipts`]). An idle relay signs each receipt alone, as soon as asked;
-//! a busy one signs fewer, larger batches instead of falling behind, as group commit does for
+//! a busy one signs at most one batch every couple of milliseconds, as group commit does for
 //! disk writes.
 
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use hyphae_proto::{Address, Issued, ReceiptPayload, SecretKey, SignedReceipt, sign_receipts};
 use tokio::sync::oneshot;
@@ -77,11 +78,25 @@ impl Signer {
     }
 }
 
-/// The signing thread: takes one request, then every other already waiting, and signs them
-/// all under one signature. Ends when the [`Signer`] is dropped.
+/// Signatures a busy signer makes at most one of per this long: an ECDSA signature costs tens of
+/// microseconds, so signing whatever happened to be waiting (often one task's receipts) made
+/// signing a tenth of a busy relay's work.
+const SIGN_EVERY: Duration = Duration::from_millis(2);
+
+/// The signing thread: takes one request, then, when it signed less than [`SIGN_EVERY`] ago,
+/// every other that comes in until then (an idle relay signs at once), and signs them all under
+/// one signature. Ends when the [`Signer`] is dropped.
 fn sign_batches(key: &SecretKey, incoming: &mpsc::Receiver<Request>) {
+    let mut last = Instant::now();
     while let Ok(first) = incoming.recv() {
         let mut requests = vec![first];
+        let until = last + SIGN_EVERY;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match incoming.recv_timeout(left) {
+                Ok(request) => requests.push(request),
+                Err(_) => break,
+            }
+        }
         requests.extend(incoming.try_iter());
         let counts: Vec<usize> = requests.iter().map(|(payloads, _)| payloads.len()).collect();
         let (payloads, replies): (Vec<Vec<ReceiptPayload>>, Vec<_>) = requests.into_iter().unzip();
@@ -90,6 +105,7 @@ fn sign_batches(key: &SecretKey, incoming: &mpsc::Receiver<Request>) {
             // A caller that gave up (its task was dropped) needs no answer.
             let _ = reply.send(signed.by_ref().take(count).collect());
         }
+        last = Instant::now();
     }
 }
 

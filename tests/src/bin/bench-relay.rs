@@ -72,6 +72,8 @@ struct Run {
     p99_ms: f64,
     /// Results returned per verified task (canaries included).
     replication_factor: f64,
+    /// Processor time of this process (relay and workers alike) per result returned.
+    cpu_us_per_result: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -145,7 +147,7 @@ fn main() -> anyhow::Result<()> {
             Load::Paced(rate) => format!("{rate:.0}/s offered"),
         };
         println!(
-            "{:>9} {:>8} {:>13} {:>11.0} {:>6.2}x {:>10.3} ms {:>10.3} ms {:>8.2}x {:>12.3}",
+            "{:>9} {:>8} {:>13} {:>11.0} {:>6.2}x {:>10.3} ms {:>10.3} ms {:>8.2}x {:>12.3} {:>13.1}",
             r.replication.name(),
             r.workers,
             load,
@@ -155,9 +157,23 @@ fn main() -> anyhow::Result<()> {
             r.p99_ms,
             r.p99_ms / TARGET_P99_MS,
             r.replication_factor,
+            r.cpu_us_per_result,
         );
     }
     Ok(())
+}
+
+/// User and system time this process has used, from `/proc/self/stat` (in clock ticks of 1/100 s).
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields.get(i).and_then(|f| f.parse::<f64>().ok()).ok_or_else(|| anyhow::anyhow!("bad /proc/self/stat"))
+    };
+    // utime and stime are fields 14 and 15 of the line: the 12th and 13th after the name.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 fn available_cores() -> usize {
@@ -266,6 +282,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
     shared.latencies.lock().await.clear();
     let (t0, verified0, results0) = (Instant::now(), verified(), shared.results.load(Ordering::Relaxed));
     let (hedged0, canaries0) = (state.metrics.tasks_hedged.get(), state.metrics.canaries_passed.get());
+    let cpu0 = cpu_seconds()?;
     let mut min_queued = u32::MAX;
     while t0.elapsed() < window {
         min_queued = min_queued.min(state.scheduler.stats().tasks.queued);
@@ -275,6 +292,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
     let seconds = t0.elapsed().as_secs_f64();
     let verified = f64::from(verified() - verified0);
     let results = (shared.results.load(Ordering::Relaxed) - results0) as f64;
+    let cpu = cpu_seconds()? - cpu0;
     let hedged = state.metrics.tasks_hedged.get() - hedged0;
     let canaries = state.metrics.canaries_passed.get() - canaries0;
     shared.stop.store(true, Ordering::Relaxed);
@@ -292,10 +310,11 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         replication_factor: results / verified.max(1.0),
+        cpu_us_per_result: cpu * 1e6 / results.max(1.0),
     };
     eprintln!(
         "{} replication, {workers} workers, {}: {:.0} verified/s, dispatch p50 {:.3} ms p90 {:.1} ms p99 {:.3} ms max \
-         {:.1} ms ({} samples; {:.3} results a task, {hedged} hedged, {canaries} canaries; unstarted tasks never below {min_queued}; workers think {:.1} ms \
+         {:.1} ms ({} samples; {:.3} results a task, {:.1} µs of processor a result, {hedged} hedged, {canaries} canaries; unstarted tasks never below {min_queued}; workers think {:.1} ms \
          a task at the end)",
         replication.name(),
         match load {
@@ -309,6 +328,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
         pct(1.0),
         lat.len(),
         run.replication_factor,
+        run.cpu_us_per_result,
         shared.think_us.load(Ordering::Relaxed) as f64 / 1e3,
     );
     for h in handles {
