@@ -45,6 +45,16 @@ pub struct JobShared {
     pub check: Option<SelfCheck>,
 }
 
+impl JobShared {
+    /// Whether one trusted worker may run this job's tasks alone, `adaptive` replication being
+    /// on. Kernel jobs only: a model shard's output stays on its workers for the next shard and
+    /// cannot be checked again should one of them be caught later, so shards run once only
+    /// under the relay's own spot check.
+    pub fn replicates_adaptively(&self, adaptive: bool) -> bool {
+        adaptive && self.check.is_none() && matches!(self.work, JobWork::Kernel { .. })
+    }
+}
+
 /// What a worker's writer task sends down the socket.
 #[derive(Debug)]
 pub enum Outbound {
@@ -212,7 +222,7 @@ impl NewTask {
         let needs = placement::requirements(&job.work, &spec);
         // With adaptive replication the first replica goes out alone; who takes it decides
         // how many more follow (`dispatch_one`).
-        let first = if adaptive || job.check.is_some() { 1 } else { job.redundancy };
+        let first = if job.check.is_some() || job.replicates_adaptively(adaptive) { 1 } else { job.redundancy };
         let state = TaskState {
             job: job.clone(),
             spec,
@@ -638,7 +648,7 @@ impl State {
         task.in_flight += 1;
         let first_start = !task.started;
         task.started = true;
-        if first_start && self.trust.config.adaptive && task.job.check.is_none() {
+        if first_start && task.job.replicates_adaptively(self.trust.config.adaptive) {
             // Who runs a task first decides how many replicas it needs; the others go out now.
             let beneficiary = task.owners.last().expect("pushed above").beneficiary;
             let required = self.trust.replicas_for(&address, &beneficiary, task.job.redundancy, &mut self.rng);
@@ -1319,6 +1329,40 @@ mod tests {
             }
         }
         assert!(firsts > 0);
+    }
+
+    #[test]
+    fn model_shards_run_once_only_under_the_relays_own_check() {
+        let kernel = job(1, 2, 4).0.shared;
+        let shard = |check| JobShared {
+            id: kernel.id,
+            work: JobWork::Shard {
+                model: "m".into(),
+                config: "{}".into(),
+                shard: hyphae_proto::frame::ShardSpec {
+                    index: 0,
+                    count: 2,
+                    layers: [0, 3],
+                    embeddings: true,
+                    pooling: false,
+                },
+                weights: hyphae_proto::BlobId(Sha256::of(b"w")),
+                weights_size: 4,
+                largest_tensor: 4,
+            },
+            entry: None,
+            tolerance: Tolerance::default(),
+            redundancy: 2,
+            credits_per_task: Credits::whole(1),
+            hand_off: true,
+            check,
+        };
+        assert!(kernel.replicates_adaptively(true) && !kernel.replicates_adaptively(false));
+        assert!(!shard(None).replicates_adaptively(true), "a trusted worker's shard went out unchecked");
+        let spot = shard(Some(SelfCheck::Shard { sequences: 1 }));
+        let spec = job(1, 2, 4).1.remove(0);
+        let first = |job: JobShared| NewTask::of(&Arc::new(job), spec.clone(), true).state.target;
+        assert_eq!((first(shard(None)), first(spot)), (2, 1));
     }
 
     #[test]
