@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use hyphae_node::executor::GpuExecutor;
-use hyphae_proto::SecretKey;
 use hyphae_proto::api::{Check, JobRequest, JobStatus, MatmulCheck};
-use hyphae_tests::harness::{Grid, InProcessWorker, Lying, Stale, Turncoat, collatz_job, matmul_job};
+use hyphae_proto::{Address, SecretKey};
+use hyphae_tests::harness::{Grid, InProcessWorker, Lying, Stale, Turncoat, bin, collatz_job, matmul_job};
 
 use crate::support::*;
 
@@ -50,20 +50,20 @@ async fn a_lying_worker_never_gets_a_result_accepted_and_earns_nothing() {
 
 /// Two liars that return the same wrong answer agree with each other, so replication alone would
 /// accept their answer whenever both held a task. Canaries catch each on its own, and once caught
-/// their agreement no longer makes a quorum.
+/// their agreement no longer makes a quorum. The liars join from outside, as the `liars` binary
+/// anyone can point at a relay; afterwards `hyphae audit` finds the relay's books whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_colluding_pair_agreeing_on_a_wrong_answer_is_caught_by_canaries_and_never_accepted() {
     hyphae_tests::harness::init_tracing();
     // Every dispatch that can be a canary is one, and two valid results make a worker trusted.
-    let grid = Grid::start(&["--canary-rate", "1", "--trusted-after", "2"], 2).await;
+    let mut grid = Grid::start(&["--canary-rate", "1", "--trusted-after", "2"], 2).await;
     let client = &grid.client;
     // The honest workers agree on a first job: their answers become known answers.
     let (first, _) = collatz_job(16, 100, 2, 5);
     let first = client.submit(&first).await;
     assert_eq!(client.wait(first.id, Duration::from_secs(300)).await.status, JobStatus::Completed);
 
-    let liars: Vec<InProcessWorker> =
-        (0..2).map(|_| InProcessWorker::start(&grid.relay.url, Lying(GpuExecutor::new().unwrap()))).collect();
+    let liars = Liars::start(&grid.relay.url, "colluding", 2);
     // An honest newcomer is tested with canaries too, and must pass them all.
     let newcomer = InProcessWorker::start(&grid.relay.url, GpuExecutor::new().unwrap());
     client.wait_for_workers(5, Duration::from_secs(60)).await;
@@ -71,14 +71,14 @@ async fn a_colluding_pair_agreeing_on_a_wrong_answer_is_caught_by_canaries_and_n
     let second = client.submit(&second).await;
     let results = client.completed_results(second.id, Duration::from_secs(300)).await;
     assert_collatz_results(&results, &inputs);
-    let liar_addresses: Vec<_> = liars.iter().map(|l| l.address).collect();
+    let liar_addresses: Vec<_> = liars.workers.iter().map(|(address, _)| *address).collect();
     assert_verified_by_distinct_workers(&results, 1, &liar_addresses);
 
     let workers = client.workers().await.workers;
-    for liar in &liars {
-        let info = workers.iter().find(|w| w.address == liar.address).expect("the liar is connected");
+    for (address, beneficiary) in &liars.workers {
+        let info = workers.iter().find(|w| w.address == *address).expect("the liar is connected");
         assert!(info.rejected > 0 && info.accepted == 0, "{info:?}");
-        assert!(client.receipts(liar.beneficiary).await.is_empty());
+        assert!(client.receipts(*beneficiary).await.is_empty());
     }
     let metrics = client.metrics().await;
     let failed = metric(&metrics, "hyphae_canaries_failed_total");
@@ -86,6 +86,57 @@ async fn a_colluding_pair_agreeing_on_a_wrong_answer_is_caught_by_canaries_and_n
     let newcomer = workers.iter().find(|w| w.address == newcomer.address).expect("the newcomer is connected");
     assert!(newcomer.accepted > 0 && newcomer.rejected == 0, "{newcomer:?}");
     assert!(metric(&metrics, "hyphae_canaries_passed_total") >= 1.0, "the newcomer was never tested");
+
+    drop(liars);
+    grid.relay.kill();
+    let audit =
+        std::process::Command::new(bin("hyphae")).arg("audit").arg("--data").arg(&grid.relay.data).output().unwrap();
+    let stdout = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.status.success(), "{stdout}{}", String::from_utf8_lossy(&audit.stderr));
+    assert!(stdout.contains("ok:"), "{stdout}");
+}
+
+/// The `liars` binary as a child process: cheating workers joined from outside.
+struct Liars {
+    child: std::process::Child,
+    /// Each liar's address and beneficiary, as it printed them.
+    workers: Vec<(Address, Address)>,
+}
+
+impl Liars {
+    fn start(relay: &str, behaviour: &str, count: usize) -> Liars {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin("liars"))
+            .args(["--relay", relay, "--behaviour", behaviour, "--count", &count.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting liars");
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let workers = (0..count)
+            .map(|_| {
+                let line = lines.next().expect("a line per liar").expect("readable");
+                // "<behaviour> liar <address> paying <beneficiary>"
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words[..] {
+                    [_, "liar", address, "paying", beneficiary] => {
+                        (address.parse().expect("an address"), beneficiary.parse().expect("an address"))
+                    }
+                    _ => panic!("unexpected line from liars: {line}"),
+                }
+            })
+            .collect();
+        // Its reports go nowhere; the test asks the relay itself.
+        std::thread::spawn(move || lines.for_each(drop));
+        Liars { child, workers }
+    }
+}
+
+impl Drop for Liars {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A matmul job that asks for Freivalds' check needs one worker per task: the relay checks each

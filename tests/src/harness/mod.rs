@@ -19,7 +19,7 @@ pub use grid::Grid;
 pub use jobs::{MatmulCase, collatz_job, matmul_job, perturb};
 pub use lan::Lan;
 pub use process::{NodeProcess, RelayProcess};
-pub use worker::{InProcessWorker, Lying, Stale, Turncoat};
+pub use worker::{InProcessWorker, Lying, Noise, Stale, Turncoat};
 
 /// The directory holding this workspace's binaries: tests run from `<target>/debug/deps/`.
 pub fn bin_dir() -> PathBuf {

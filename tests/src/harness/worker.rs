@@ -34,6 +34,38 @@ impl Execute for Lying {
     }
 }
 
+/// Test code only: answers every task with random bytes of the right sizes, without running it.
+pub struct Noise(pub GpuExecutor);
+
+impl Execute for Noise {
+    fn adapter(&self) -> AdapterInfo {
+        self.0.adapter()
+    }
+
+    fn holds(&self, id: &hyphae_proto::BlobId) -> bool {
+        self.0.holds(id)
+    }
+
+    async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure> {
+        use rand::RngCore;
+        let mut outputs: Vec<Vec<u8>> = output_sizes(&task).into_iter().map(|size| vec![0; size as usize]).collect();
+        for output in &mut outputs {
+            rand::thread_rng().fill_bytes(output);
+        }
+        Ok(outputs)
+    }
+}
+
+/// The sizes of the outputs a task asks for, in order.
+fn output_sizes(task: &PreparedTask) -> Vec<u64> {
+    match task {
+        PreparedTask::Kernel(k) => {
+            k.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.size).collect()
+        }
+        PreparedTask::Shard(s) => vec![s.output_size],
+    }
+}
+
 /// Test code only: a lazy worker. It computes its first task, then answers every later task of
 /// the same output shape with that first result, as a worker skipping the work would.
 pub struct Stale {
@@ -58,12 +90,7 @@ impl Execute for Stale {
 
     async fn execute(&self, task: PreparedTask) -> Result<Vec<Vec<u8>>, TaskFailure> {
         let remembered = self.first.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let sizes: Vec<u64> = match &task {
-            PreparedTask::Kernel(k) => {
-                k.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.size).collect()
-            }
-            PreparedTask::Shard(s) => vec![s.output_size],
-        };
+        let sizes = output_sizes(&task);
         if let Some(first) = remembered.filter(|first| first.iter().map(|o| o.len() as u64).eq(sizes.iter().copied())) {
             return Ok(first);
         }
