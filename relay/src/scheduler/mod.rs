@@ -490,9 +490,8 @@ impl Scheduler {
                 _ => Vec::new(),
             };
             let mut voters = self.voters(&results);
-            let trusted_could_confirm = self.transition(|state| state.trusted_could_confirm(task));
             let judge = |voters: &[quorum::Voter], results: &[state::Replica]| {
-                quorum::vote(voters, rule, trusted_could_confirm, |i, j| {
+                quorum::vote(voters, rule, |i, j| {
                     answers_match(&results[i].answer, &results[j].answer, &dtypes, &job.tolerance)
                 })
             };

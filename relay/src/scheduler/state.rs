@@ -912,18 +912,6 @@ impl State {
     /// it is older than `after` and than twice the time the task's first answer took; while no
     /// replica has answered, the task's work may simply be long, so only once a quarter of the
     /// lease timeout has passed. Only workers with nothing else to do get hedges.
-    /// Whether a trusted worker online could run `task` as one more replica: one that has not
-    /// held it, independent of those who have, and able to run it (see [`crate::verify::quorum::vote`]).
-    pub fn trusted_could_confirm(&self, task: TaskId) -> bool {
-        let Some(t) = self.tasks.get(&task) else { return false };
-        self.workers.iter().any(|(address, w)| {
-            self.trust.trusted(address, &w.beneficiary)
-                && !t.tried.contains(address)
-                && t.owners.iter().all(|o| o.independent_of(&w.owner()))
-                && placement::fits(t.job.entry.as_ref(), &t.needs, &w.adapter.limits)
-        })
-    }
-
     pub fn hedge(&mut self, now: Instant, after: Duration, max_replicas: impl Fn(u32) -> u32) -> usize {
         let blind = after.max(self.lease_timeout / 4);
         let mut hedged = 0;

@@ -31,33 +31,21 @@ impl Rule {
     }
 }
 
-/// Decides on `n` results, given `matches(i, j)` telling whether results `i` and `j` agree and
-/// `trusted(i)` whether result `i`'s worker is trusted. `matches` need not be transitive (float
-/// tolerance is not), so each result is taken in turn as the candidate and the one most others
-/// agree with wins. Of two groups of one size, the one more trusted workers vouch for wins (a
-/// trusted worker's task usually runs on its word alone); remaining ties go to the earliest.
-pub fn decide(
-    n: usize,
-    rule: Rule,
-    trusted: impl Fn(usize) -> bool,
-    mut matches: impl FnMut(usize, usize) -> bool,
-) -> Decision {
-    let strength = |group: &[usize]| (group.len(), group.iter().filter(|&&j| trusted(j)).count());
+/// Decides on `n` results, given `matches(i, j)` telling whether results `i` and `j` agree.
+/// `matches` need not be transitive (float tolerance is not), so each result is taken in turn as
+/// the candidate and the one most others agree with wins; ties go to the earliest.
+pub fn decide(n: usize, rule: Rule, mut matches: impl FnMut(usize, usize) -> bool) -> Decision {
     let mut best: Option<(usize, Vec<usize>)> = None;
     for candidate in 0..n {
         let agreeing: Vec<usize> = (0..n).filter(|&j| j == candidate || matches(candidate, j)).collect();
-        if best.as_ref().is_none_or(|(_, b)| strength(&agreeing) > strength(b)) {
+        if best.as_ref().is_none_or(|(_, b)| agreeing.len() > b.len()) {
             best = Some((candidate, agreeing));
         }
     }
     if let Some((canonical, agreeing)) = best {
         let rest: Vec<usize> = (0..n).filter(|j| !agreeing.contains(j)).collect();
-        let rival = rest
-            .iter()
-            .map(|&j| strength(&rest.iter().copied().filter(|&k| k == j || matches(j, k)).collect::<Vec<_>>()))
-            .max()
-            .unwrap_or_default();
-        if agreeing.len() >= rule.redundancy as usize && strength(&agreeing) > rival {
+        let rival = rest.iter().map(|&j| rest.iter().filter(|&&k| k == j || matches(j, k)).count()).max().unwrap_or(0);
+        if agreeing.len() >= rule.redundancy as usize && agreeing.len() > rival {
             return Decision::Accept { canonical, agreeing };
         }
     }
@@ -105,31 +93,11 @@ pub fn exhausted(voters: &[Voter], rule: Rule) -> bool {
 /// among them a task gets [`UNPROVEN_ROOM`] times the room before it fails, and by the time it
 /// uses it the liars among them have mostly been caught elsewhere and lost their votes. Only
 /// workers that all earned trust and still disagree fail a task at the usual cap.
-///
-/// Nor do newcomers settle a task among themselves while `trusted_could_confirm` (a trusted
-/// worker online could still run it): colluders joining together would otherwise earn trust by
-/// agreeing with each other, outvote the honest workers they meet, and have their lies become
-/// the known answers honest workers are tested with. Their agreement waits for a trusted
-/// worker's, room allowing.
-pub fn vote(
-    voters: &[Voter],
-    rule: Rule,
-    trusted_could_confirm: bool,
-    mut matches: impl FnMut(usize, usize) -> bool,
-) -> Decision {
+pub fn vote(voters: &[Voter], rule: Rule, mut matches: impl FnMut(usize, usize) -> bool) -> Decision {
     let counted: Vec<usize> = (0..voters.len()).filter(|&i| !voters[i].suspect).collect();
     let widest = UNPROVEN_ROOM * rule.max_replicas;
     let counting = Rule { max_replicas: room(voters, rule), ..rule };
-    let trusted = |i: usize| voters[counted[i]].trusted;
-    match decide(counted.len(), counting, trusted, |i, j| matches(counted[i], counted[j])) {
-        Decision::Accept { agreeing, .. }
-            if trusted_could_confirm
-                && !agreeing.iter().any(|&i| trusted(i))
-                && (counted.len() as u32) < counting.max_replicas
-                && (voters.len() as u32) < widest =>
-        {
-            Decision::OneMore
-        }
+    match decide(counted.len(), counting, |i, j| matches(counted[i], counted[j])) {
         Decision::Accept { canonical, .. } => {
             let canonical = counted[canonical];
             let agreeing = (0..voters.len()).filter(|&k| k == canonical || matches(canonical, k)).collect();
@@ -148,7 +116,7 @@ mod tests {
     use super::*;
 
     fn decide_values(values: &[u32], redundancy: u32) -> Decision {
-        decide(values.len(), Rule::for_redundancy(redundancy), |_| false, |i, j| values[i] == values[j])
+        decide(values.len(), Rule::for_redundancy(redundancy), |i, j| values[i] == values[j])
     }
 
     #[test]
@@ -195,11 +163,7 @@ mod tests {
     }
 
     fn vote_values(values: &[u32], voters: &[Voter]) -> Decision {
-        vote(voters, Rule::for_redundancy(2), false, |i, j| values[i] == values[j])
-    }
-
-    fn vote_with_a_trusted_worker_online(values: &[u32], voters: &[Voter]) -> Decision {
-        vote(voters, Rule::for_redundancy(2), true, |i, j| values[i] == values[j])
+        vote(voters, Rule::for_redundancy(2), |i, j| values[i] == values[j])
     }
 
     const NEWCOMER: Voter = Voter { suspect: false, trusted: false };
@@ -251,41 +215,5 @@ mod tests {
             Decision::Fail { reason } => assert!(reason.contains("caught lying"), "{reason}"),
             other => panic!("expected Fail, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn of_two_groups_of_one_size_the_one_a_trusted_worker_is_in_wins() {
-        let voters = [TRUSTED, NEWCOMER, NEWCOMER, NEWCOMER];
-        assert_eq!(vote_values(&[1, 2, 2, 1], &voters), Decision::Accept { canonical: 0, agreeing: vec![0, 3] });
-        // Two trusted pairs disagreeing are still a tie.
-        let voters = [TRUSTED, TRUSTED, TRUSTED, TRUSTED];
-        assert_eq!(vote_values(&[1, 2, 2, 1], &voters), Decision::OneMore);
-        // Size first: three newcomers agreeing outvote a trusted worker and its partner.
-        let voters = [TRUSTED, NEWCOMER, NEWCOMER, NEWCOMER, NEWCOMER];
-        assert_eq!(vote_values(&[1, 2, 2, 1, 2], &voters), Decision::Accept { canonical: 1, agreeing: vec![1, 2, 4] });
-    }
-
-    #[test]
-    fn newcomers_agreeing_wait_for_a_trusted_worker_while_one_could_confirm() {
-        let pair = [NEWCOMER, NEWCOMER];
-        assert_eq!(vote_with_a_trusted_worker_online(&[5, 5], &pair), Decision::OneMore);
-        assert_eq!(vote_values(&[5, 5], &pair), Decision::Accept { canonical: 0, agreeing: vec![0, 1] });
-        // The trusted worker agrees: settled, with all three.
-        let voters = [NEWCOMER, NEWCOMER, TRUSTED];
-        assert_eq!(
-            vote_with_a_trusted_worker_online(&[5, 5, 5], &voters),
-            Decision::Accept { canonical: 0, agreeing: vec![0, 1, 2] }
-        );
-        // It disagrees: two colluding newcomers against one trusted worker are asked again, and
-        // the next trusted worker's answer settles it against them.
-        assert_eq!(vote_with_a_trusted_worker_online(&[5, 5, 7], &voters), Decision::OneMore);
-        let voters = [NEWCOMER, NEWCOMER, TRUSTED, TRUSTED];
-        assert_eq!(
-            vote_with_a_trusted_worker_online(&[5, 5, 7, 7], &voters),
-            Decision::Accept { canonical: 2, agreeing: vec![2, 3] }
-        );
-        // With no room left, the newcomers' agreement stands.
-        let voters = [NEWCOMER; 15];
-        assert!(matches!(vote_with_a_trusted_worker_online(&[5; 15], &voters), Decision::Accept { .. }));
     }
 }
