@@ -30,7 +30,10 @@ impl Signer {
         let signing = key.clone();
         std::thread::Builder::new()
             .name("receipt-signer".into())
-            .spawn(move || sign_batches(&signing, &incoming))
+            .spawn(move || {
+                crate::background::run_as_batch_work();
+                sign_batches(&signing, &incoming)
+            })
             .expect("spawning the receipt signer");
         Signer { key, requests }
     }

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
@@ -139,11 +139,26 @@ async fn login(
 /// Reads frames until the socket ends. Returns the protocol violation that ended it, if any.
 async fn read(mut stream: SplitStream<WebSocket>, worker: Address, app: &AppState) -> Option<String> {
     let idle = app.config.heartbeat * 3;
+    // One timer for the connection, moved on only when it fires: re-arming it for every frame
+    // would cost a timer-wheel registration per result.
+    let mut heard = Instant::now();
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
     loop {
-        let message = match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => return Some(format!("silent for {} s", idle.as_secs())),
-            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return None,
-            Ok(Some(Ok(message))) => message,
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = &mut silence => {
+                if heard.elapsed() >= idle {
+                    return Some(format!("silent for {} s", idle.as_secs()));
+                }
+                silence.as_mut().reset((heard + idle).into());
+                continue;
+            }
+        };
+        heard = Instant::now();
+        let message = match message {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+            Some(Ok(message)) => message,
         };
         let bytes = match message {
             Message::Binary(bytes) => bytes,
@@ -152,17 +167,13 @@ async fn read(mut stream: SplitStream<WebSocket>, worker: Address, app: &AppStat
             Message::Close(_) => return None,
         };
         match ToRelay::decode(&bytes) {
-            Ok(ToRelay::Result(output)) => {
-                let scheduler = Arc::clone(&app.scheduler);
-                tokio::spawn(async move { scheduler.on_result(worker, *output).await });
-            }
+            // The worker's next task goes out before this result is judged; verifying it
+            // (signing, committing) runs on a task of its own.
+            Ok(ToRelay::Result(output)) => app.scheduler.judge_later(app.scheduler.take_result(worker, *output)).await,
+            Ok(ToRelay::Digest(digest)) => app.scheduler.judge_later(app.scheduler.take_digest(worker, *digest)).await,
             Ok(ToRelay::Failed { lease, failure }) => {
                 let scheduler = Arc::clone(&app.scheduler);
                 tokio::spawn(async move { scheduler.on_failure(worker, lease, failure).await });
-            }
-            Ok(ToRelay::Digest(digest)) => {
-                let scheduler = Arc::clone(&app.scheduler);
-                tokio::spawn(async move { scheduler.on_digest(worker, *digest).await });
             }
             // In order, and waiting for the receiver: relayed transfers are backpressured.
             Ok(ToRelay::Signal { to, signal }) => app.scheduler.on_signal(worker, to, signal).await,

@@ -45,6 +45,10 @@ use crate::trust::TrustConfig;
 use crate::verify::quorum::{self, Decision};
 use crate::verify::tolerance;
 
+/// Answers waiting to be verified at most before the relay stops reading more: a few tenths of a
+/// second of a busy relay's verification.
+const MAX_JUDGING: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
     pub lease_timeout: Duration,
@@ -86,6 +90,8 @@ pub struct Scheduler {
     next_request: std::sync::atomic::AtomicU64,
     /// `traffic.activation_bytes` as last added to the metrics (it grows under the lock).
     exported_activation_bytes: std::sync::atomic::AtomicU64,
+    /// Room for answers waiting to be verified (see [`Scheduler::judge_later`]).
+    judging: Arc<tokio::sync::Semaphore>,
 }
 
 impl Scheduler {
@@ -109,6 +115,7 @@ impl Scheduler {
             fetches: Default::default(),
             next_request: 0.into(),
             exported_activation_bytes: 0.into(),
+            judging: Arc::new(tokio::sync::Semaphore::new(MAX_JUDGING)),
         }
     }
 
@@ -324,9 +331,12 @@ impl Scheduler {
     }
 
     /// Takes a worker's result; when it completes a task's replicas, verifies and settles it.
-    pub async fn on_result(&self, worker: Address, output: TaskOutput) {
+    /// Takes a worker's result: ends its lease and gives the worker its next task at once, under
+    /// the lock and without awaiting anything, so dispatch never waits behind verification.
+    /// Returns what is left to do, for [`Scheduler::judge`].
+    pub fn take_result(&self, worker: Address, output: TaskOutput) -> Returned {
         let lease = output.lease;
-        let evaluate = self.transition(|state| {
+        self.transition(|state| {
             let answer = match shaped_outputs(state, lease, output.outputs) {
                 Some(outputs) => {
                     if let Some(bytes) = carried_activations(state, lease, &outputs) {
@@ -337,8 +347,28 @@ impl Scheduler {
                 None => Answer::Malformed,
             };
             state.on_result(worker, lease, answer, Instant::now())
+        })
+    }
+
+    /// Verifies what [`Scheduler::take_result`] or [`Scheduler::take_digest`] left to do (a
+    /// quorum to judge, or a canary to check) on a task of its own. While [`MAX_JUDGING`]
+    /// answers already wait to be verified, it first waits for room: a relay whose verification
+    /// falls behind (a slow disk, a busy signer) then reads results no faster than it settles
+    /// them, rather than holding ever more of them in memory. Judging that may wait on workers'
+    /// frames takes no room, so a reader waiting here never holds up the judge it waits for.
+    pub async fn judge_later(self: &Arc<Self>, returned: Returned) {
+        if matches!(returned, Returned::Nothing) {
+            return;
+        }
+        let room = match returned.asks_workers() {
+            true => None,
+            false => Some(self.judging.clone().acquire_owned().await.expect("the semaphore is never closed")),
+        };
+        let scheduler = Arc::clone(self);
+        tokio::spawn(async move {
+            scheduler.judge(returned).await;
+            drop(room);
         });
-        self.judge(evaluate).await;
     }
 
     async fn judge(&self, returned: Returned) {
@@ -426,10 +456,11 @@ impl Scheduler {
         self.metrics.canaries_passed.inc();
     }
 
-    /// Takes the digest of an output the worker keeps for its peers.
-    pub async fn on_digest(&self, worker: Address, digest: TaskDigest) {
+    /// Takes the digest of an output the worker keeps for its peers, as [`Scheduler::take_result`]
+    /// takes a result.
+    pub fn take_digest(&self, worker: Address, digest: TaskDigest) -> Returned {
         let lease = digest.lease;
-        let evaluate = self.transition(|state| {
+        self.transition(|state| {
             let expected = state
                 .leases
                 .get(lease)
@@ -441,8 +472,7 @@ impl Scheduler {
                 _ => Answer::Malformed,
             };
             state.on_result(worker, lease, answer, Instant::now())
-        });
-        self.judge(evaluate).await;
+        })
     }
 
     pub async fn on_failure(&self, worker: Address, lease: hyphae_proto::LeaseId, failure: TaskFailure) {

@@ -330,9 +330,20 @@ pub enum Returned {
     Canary(CanaryCheck),
 }
 
-#[cfg(test)]
 impl Returned {
+    /// Whether judging it may wait on workers: for outputs they kept (hand-off jobs) or for the
+    /// relay's own check of a shard.
+    pub fn asks_workers(&self) -> bool {
+        match self {
+            Returned::Evaluate(evaluate) => {
+                evaluate.job.hand_off || matches!(evaluate.job.check, Some(SelfCheck::Shard { .. }))
+            }
+            Returned::Nothing | Returned::Canary(_) => false,
+        }
+    }
+
     /// The task to evaluate, if that is what the answer called for.
+    #[cfg(test)]
     pub fn into_evaluate(self) -> Option<ToEvaluate> {
         match self {
             Returned::Evaluate(evaluate) => Some(evaluate),

@@ -114,6 +114,8 @@ impl SledStore {
 }
 
 fn run_committer(db: ::sled::Db, tree: ::sled::Tree, queue: mpsc::Receiver<Pending>) {
+    // sled's own writer threads are started from here and inherit this.
+    crate::background::run_as_batch_work();
     let mut remembered = lru::LruCache::new(NonZeroUsize::new(REMEMBERED).expect("not zero"));
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];

@@ -130,7 +130,7 @@ fn main() -> anyhow::Result<()> {
         available_cores()
     );
     println!(
-        "{:>9} {:>8} {:>13} {:>11} {:>7} {:>13} {:>13} {:>9} {:>12}",
+        "{:>9} {:>8} {:>13} {:>11} {:>7} {:>13} {:>13} {:>9} {:>12} {:>13}",
         "replicas",
         "workers",
         "load",
@@ -139,7 +139,8 @@ fn main() -> anyhow::Result<()> {
         "dispatch p50",
         "dispatch p99",
         "vs 5 ms",
-        "results/task"
+        "results/task",
+        "µs cpu/result"
     );
     for r in &runs {
         let load = match r.load {
