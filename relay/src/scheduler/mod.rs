@@ -1094,4 +1094,58 @@ mod tests {
         assert_eq!((running.status, running.tasks.completed, running.tasks.queued), (JobStatus::Queued, 1, 1));
         assert_eq!(scheduler.stats().tasks.completed, 3);
     }
+
+    fn scheduler(dir: &std::path::Path) -> Arc<Scheduler> {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
+        let signer = Arc::new(Signer::new(SecretKey::random(&mut rand::thread_rng())));
+        let blobs = Arc::new(BlobStore::open(dir).unwrap());
+        Arc::new(Scheduler::new(store, blobs, signer, Arc::new(Metrics::new()), SchedulerConfig::default()))
+    }
+
+    /// An answer to judge for a task the scheduler no longer holds: judging it ends at once.
+    fn answer(hand_off: bool) -> Returned {
+        let id = JobId([9; 12]);
+        let record = JobRecord::for_test(id, 1, 2);
+        let job = Arc::new(JobShared {
+            id,
+            work: record.work,
+            entry: None,
+            tolerance: Default::default(),
+            redundancy: 2,
+            credits_per_task: Credits::whole(1),
+            hand_off,
+            check: None,
+        });
+        let body = crate::store::records::TaskBody::Kernel { workgroups: [1, 1, 1], bindings: Vec::new() };
+        let spec = Arc::new(TaskRecord { index: 0, body });
+        Returned::Evaluate(ToEvaluate {
+            task: TaskId { job: id, index: 0 },
+            job,
+            spec,
+            required: 2,
+            results: Vec::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_reader_waits_for_room_while_too_many_answers_await_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let scheduler = scheduler(dir.path());
+        let full = scheduler.judging.clone().acquire_many_owned(MAX_JUDGING as u32).await.unwrap();
+        let reader = tokio::spawn({
+            let scheduler = scheduler.clone();
+            async move { scheduler.judge_later(answer(false)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!reader.is_finished(), "an answer was taken in with no room to verify it");
+        drop(full);
+        tokio::time::timeout(Duration::from_secs(10), reader).await.expect("room was made").unwrap();
+
+        // Judging that may wait on workers' own frames takes no room: a reader held up here
+        // could be the one whose frames that judge waits for.
+        let _full = scheduler.judging.clone().acquire_many_owned(MAX_JUDGING as u32).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), scheduler.judge_later(answer(true)))
+            .await
+            .expect("a hand-off answer waited for room");
+    }
 }
