@@ -186,6 +186,10 @@ async fn read(mut stream: SplitStream<WebSocket>, worker: Address, app: &AppStat
     }
 }
 
+/// How long a receipt may wait for the worker's next task to go out in the same write. Alone,
+/// each receipt costs both ends a system call and a wake-up; no worker needs it sooner.
+const RECEIPT_DELAY: Duration = Duration::from_millis(500);
+
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbound: tokio::sync::mpsc::Receiver<Outbound>,
@@ -196,8 +200,12 @@ async fn write(
     let mut ping = tokio::time::interval(heartbeat);
     ping.tick().await;
     let mut nonce = 0u64;
+    // Receipts written but not yet flushed go out by this time at the latest.
+    let linger = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(linger);
+    let mut lingering = false;
     loop {
-        let frame = tokio::select! {
+        let (frame, can_wait) = tokio::select! {
             reason = &mut closing => {
                 let (code, text) = match reason {
                     Ok(Some(reason)) => (close_code::POLICY, reason),
@@ -207,17 +215,27 @@ async fn write(
                 return;
             }
             message = outbound.recv() => match message {
-                Some(message) => message.encode(),
+                Some(message) => {
+                    let can_wait = message.can_wait();
+                    (message.encode(), can_wait)
+                }
                 // The scheduler dropped this worker (replaced by a newer connection, or stuck).
                 None => {
                     let _ = sink.send(close(close_code::AGAIN, "replaced by a newer connection")).await;
                     return;
                 }
             },
-            Some(frame) = peer_frames.recv() => frame.encode(),
+            Some(frame) = peer_frames.recv() => (frame.encode(), false),
             _ = ping.tick() => {
                 nonce += 1;
-                ToWorker::Ping { nonce }.encode()
+                (ToWorker::Ping { nonce }.encode(), false)
+            }
+            () = &mut linger, if lingering => {
+                lingering = false;
+                if sink.flush().await.is_err() {
+                    return;
+                }
+                continue;
             }
         };
         if sink.feed(binary(frame)).await.is_err() {
@@ -225,11 +243,21 @@ async fn write(
         }
         // Whatever else waits goes out in the same write: one system call for a receipt and the
         // next task, or for a burst of leases.
+        let mut all_can_wait = can_wait;
         while let Ok(message) = outbound.try_recv() {
+            all_can_wait &= message.can_wait();
             if sink.feed(binary(message.encode())).await.is_err() {
                 return;
             }
         }
+        if all_can_wait {
+            if !lingering {
+                linger.as_mut().reset(tokio::time::Instant::now() + RECEIPT_DELAY);
+                lingering = true;
+            }
+            continue;
+        }
+        lingering = false;
         if sink.flush().await.is_err() {
             return;
         }

@@ -63,6 +63,12 @@ pub enum Outbound {
 }
 
 impl Outbound {
+    /// Whether the frame can wait a little to go out with the next one: a receipt is a record
+    /// for the worker's beneficiary, not something the worker acts on.
+    pub fn can_wait(&self) -> bool {
+        matches!(self, Outbound::Frame(ToWorker::Receipt(_)))
+    }
+
     /// The frame's bytes (a task's frame is built here, off the scheduler's lock).
     pub fn encode(self) -> Vec<u8> {
         match self {
