@@ -25,7 +25,6 @@ use futures::{SinkExt, StreamExt};
 use hyphae_proto::SecretKey;
 use hyphae_proto::frame::ToWorker;
 use hyphae_tests::harness::sim;
-use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 /// As the relay's own binary (`relay/src/main.rs`).
@@ -214,7 +213,9 @@ struct Shared {
     stop: AtomicBool,
     /// Microseconds a worker spends on each task before answering (paced runs).
     think_us: AtomicU64,
-    latencies: Mutex<Vec<f64>>,
+    /// Every dispatch latency measured, in ms, pushed as measured: a worker that buffered its own
+    /// would leave out its last ones, and at light load all of them.
+    latencies: std::sync::Mutex<Vec<f64>>,
     /// Results the workers sent, canaries included.
     results: AtomicU64,
 }
@@ -230,7 +231,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         think_us: AtomicU64::new(think_us),
-        latencies: Mutex::default(),
+        latencies: std::sync::Mutex::default(),
         results: AtomicU64::new(0),
     });
     // Keep the queue full from tasks of their own, several submissions at a time: a new job whenever
@@ -280,7 +281,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
         tokio::time::sleep(Duration::from_millis(250)).await;
         last = steer(load, &shared, last, verified());
     }
-    shared.latencies.lock().await.clear();
+    shared.latencies.lock().expect("not poisoned").clear();
     let (t0, verified0, results0) = (Instant::now(), verified(), shared.results.load(Ordering::Relaxed));
     let (hedged0, canaries0) = (state.metrics.tasks_hedged.get(), state.metrics.canaries_passed.get());
     let cpu0 = cpu_seconds()?;
@@ -300,7 +301,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
     for submitter in submitters {
         submitter.await??;
     }
-    let mut lat = std::mem::take(&mut *shared.latencies.lock().await);
+    let mut lat = std::mem::take(&mut *shared.latencies.lock().expect("not poisoned"));
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * p) as usize] };
     let run = Run {
@@ -360,13 +361,12 @@ async fn simulated_worker(addr: std::net::SocketAddr, shared: Arc<Shared>) -> an
     let key = SecretKey::random(&mut rand::thread_rng());
     let mut socket = sim::login(addr, &key, 1).await?;
     let mut sent_at: Option<Instant> = None;
-    let mut mine = Vec::new();
     while let Some(message) = socket.next().await {
         let Message::Binary(bytes) = message? else { continue };
         match ToWorker::decode(&bytes)? {
             ToWorker::Task(task) => {
                 if let Some(t) = sent_at.take() {
-                    mine.push(t.elapsed().as_secs_f64() * 1e3);
+                    shared.latencies.lock().expect("not poisoned").push(t.elapsed().as_secs_f64() * 1e3);
                 }
                 let think = shared.think_us.load(Ordering::Relaxed);
                 if think > 0 {
@@ -376,9 +376,6 @@ async fn simulated_worker(addr: std::net::SocketAddr, shared: Arc<Shared>) -> an
                 socket.send(sim::answer(&task, binding, output)).await?;
                 shared.results.fetch_add(1, Ordering::Relaxed);
                 sent_at = Some(Instant::now());
-                if mine.len() >= 64 {
-                    shared.latencies.lock().await.append(&mut mine);
-                }
             }
             ToWorker::Ping { nonce } => {
                 socket.send(Message::Binary(hyphae_proto::frame::ToRelay::Pong { nonce }.encode().into())).await?
@@ -389,6 +386,5 @@ async fn simulated_worker(addr: std::net::SocketAddr, shared: Arc<Shared>) -> an
             break;
         }
     }
-    shared.latencies.lock().await.append(&mut mine);
     Ok(())
 }
