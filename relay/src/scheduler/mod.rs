@@ -330,10 +330,9 @@ impl Scheduler {
         self.transition(|state| state.send(worker, frame, Instant::now()));
     }
 
-    /// Takes a worker's result; when it completes a task's replicas, verifies and settles it.
     /// Takes a worker's result: ends its lease and gives the worker its next task at once, under
     /// the lock and without awaiting anything, so dispatch never waits behind verification.
-    /// Returns what is left to do, for [`Scheduler::judge`].
+    /// Returns what is left to do, for [`Scheduler::judge_later`].
     pub fn take_result(&self, worker: Address, output: TaskOutput) -> Returned {
         let lease = output.lease;
         self.transition(|state| {
@@ -360,9 +359,10 @@ impl Scheduler {
         if matches!(returned, Returned::Nothing) {
             return;
         }
-        let room = match returned.asks_workers() {
-            true => None,
-            false => Some(self.judging.clone().acquire_owned().await.expect("the semaphore is never closed")),
+        let room = if returned.asks_workers() {
+            None
+        } else {
+            Some(self.judging.clone().acquire_owned().await.expect("the semaphore is never closed"))
         };
         let scheduler = Arc::clone(self);
         tokio::spawn(async move {
