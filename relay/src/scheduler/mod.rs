@@ -11,6 +11,7 @@
 mod canary;
 mod checks;
 mod history;
+mod judges;
 mod lease;
 mod pairs;
 mod peering;
@@ -92,6 +93,7 @@ pub struct Scheduler {
     exported_activation_bytes: std::sync::atomic::AtomicU64,
     /// Room for answers waiting to be verified (see [`Scheduler::judge_later`]).
     judging: Arc<tokio::sync::Semaphore>,
+    judges: judges::Judges,
 }
 
 impl Scheduler {
@@ -116,6 +118,7 @@ impl Scheduler {
             next_request: 0.into(),
             exported_activation_bytes: 0.into(),
             judging: Arc::new(tokio::sync::Semaphore::new(MAX_JUDGING)),
+            judges: judges::Judges::start(),
         }
     }
 
@@ -350,7 +353,7 @@ impl Scheduler {
     }
 
     /// Verifies what [`Scheduler::take_result`] or [`Scheduler::take_digest`] left to do (a
-    /// quorum to judge, or a canary to check) on a task of its own. While [`MAX_JUDGING`]
+    /// quorum to judge, or a canary to check) on the judging thread ([`judges`]). While [`MAX_JUDGING`]
     /// answers already wait to be verified, it first waits for room: a relay whose verification
     /// falls behind (a slow disk, a busy signer) then reads results no faster than it settles
     /// them, rather than holding ever more of them in memory. Judging that may wait on workers'
@@ -365,7 +368,7 @@ impl Scheduler {
             Some(self.judging.clone().acquire_owned().await.expect("the semaphore is never closed"))
         };
         let scheduler = Arc::clone(self);
-        tokio::spawn(async move {
+        self.judges.spawn(async move {
             scheduler.judge(returned).await;
             drop(room);
         });

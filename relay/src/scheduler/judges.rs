@@ -1,0 +1,93 @@
+//! The thread that verifies answers: votes on replicas, checks canaries and the relay's own
+//! checks, then waits for receipts to be signed and the verdict to be committed.
+//!
+//! It runs apart from the runtime that reads results and hands out tasks, as batch work (see
+//! [`crate::background`]). On the runtime, every judge was one more task in the run queue that
+//! socket readers and writers waited behind, so a worker's next task went out late whenever many
+//! results came back together; as a thread of its own, the kernel runs dispatch first and
+//! judging in the time that is left, and the reader's back-pressure (`MAX_JUDGING`) keeps that
+//! from falling behind without bound. Blocking checks it starts (`spawn_blocking`) run on
+//! threads of its own runtime, also as batch work.
+
+use std::future::Future;
+
+use tokio::runtime::{Builder, Handle};
+use tokio::sync::oneshot;
+
+/// A handle on the judging thread; dropping it stops the thread, and with it any judging that
+/// has not finished (their tasks are redone, as after a restart).
+pub(super) struct Judges {
+    runtime: Handle,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Judges {
+    pub(super) fn start() -> Judges {
+        let runtime = Builder::new_current_thread()
+            .enable_all()
+            .thread_name("judge-blocking")
+            .on_thread_start(crate::background::run_as_batch_work)
+            .build()
+            .expect("building the judging runtime");
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("judge".into())
+            .spawn(move || {
+                crate::background::run_as_batch_work();
+                // Err once the handle is dropped: the runtime then drops here, outside itself.
+                let _ = runtime.block_on(stopped);
+            })
+            .expect("spawning the judging thread");
+        Judges { runtime: handle, _stop: stop }
+    }
+
+    pub(super) fn spawn(&self, judging: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(judging);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn judging_runs_on_a_thread_of_its_own_as_batch_work() {
+        let judges = Judges::start();
+        let (tx, rx) = mpsc::channel();
+        judges.spawn(async move {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+            let _ = tx.send((std::thread::current().name().map(str::to_owned), stat));
+        });
+        let (name, stat) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(name.as_deref(), Some("judge"));
+        if cfg!(target_os = "linux") {
+            // Fields after the command name: the policy is the 39th (3 is SCHED_BATCH).
+            let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+            assert_eq!(fields[38], "3", "policy");
+        }
+    }
+
+    #[test]
+    fn dropping_the_judges_stops_unfinished_judging() {
+        struct Dropped(mpsc::Sender<()>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let judges = Judges::start();
+        let (tx, rx) = mpsc::channel();
+        let waiting = Dropped(tx);
+        judges.spawn(async move {
+            let _waiting = waiting;
+            std::future::pending::<()>().await;
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "judging stopped on its own");
+        drop(judges);
+        rx.recv_timeout(Duration::from_secs(10)).expect("the judging thread kept running");
+    }
+}
