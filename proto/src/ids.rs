@@ -11,12 +11,59 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{ProtoError, Sha256};
 
-/// Implements `Serialize`/`Deserialize` through `Display`/`FromStr`: ids are strings on every wire.
-macro_rules! serde_via_str {
+/// The longest text form of an id: a blob's `sha256:` and 64 hex digits.
+const LONGEST: usize = 72;
+
+/// An id's text form, written on the stack: ids are written into every frame and record, so
+/// their text form costs no allocation (and `Serialize` no `collect_str`, which formats twice).
+struct Text {
+    bytes: [u8; LONGEST],
+    len: usize,
+}
+
+impl Text {
+    fn new() -> Text {
+        Text { bytes: [0; LONGEST], len: 0 }
+    }
+
+    fn hex(prefix: &str, raw: &[u8]) -> Text {
+        let mut text = Text::new();
+        text.push(prefix.as_bytes());
+        let start = text.len;
+        text.len += 2 * raw.len();
+        hex::encode_to_slice(raw, &mut text.bytes[start..text.len]).expect("the buffer fits every id");
+        text
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        self.bytes[self.len..self.len + part.len()].copy_from_slice(part);
+        self.len += part.len();
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("ids are ASCII")
+    }
+}
+
+/// Implements `Display` and `Serialize` from the id's [`Text`], and `Deserialize` through
+/// `FromStr`: ids are strings on every wire.
+macro_rules! text_form {
     ($ty:ty) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.text().as_str())
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
+                serializer.serialize_str(self.text().as_str())
             }
         }
 
@@ -46,17 +93,9 @@ pub struct JobId(pub [u8; 12]);
 
 impl JobId {
     pub const PREFIX: &'static str = "job_";
-}
 
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+    fn text(&self) -> Text {
+        Text::hex(Self::PREFIX, &self.0)
     }
 }
 
@@ -68,7 +107,7 @@ impl FromStr for JobId {
     }
 }
 
-serde_via_str!(JobId);
+text_form!(JobId);
 
 /// One task of a job: the job and the task's index in the job's `tasks` list.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,15 +116,12 @@ pub struct TaskId {
     pub index: u32,
 }
 
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.job, self.index)
-    }
-}
-
-impl fmt::Debug for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+impl TaskId {
+    fn text(&self) -> Text {
+        let mut text = self.job.text();
+        text.push(b".");
+        text.push(itoa::Buffer::new().format(self.index).as_bytes());
+        text
     }
 }
 
@@ -100,7 +136,7 @@ impl FromStr for TaskId {
     }
 }
 
-serde_via_str!(TaskId);
+text_form!(TaskId);
 
 /// A content-addressed blob: the SHA-256 of its bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,17 +148,9 @@ impl BlobId {
     pub fn of(bytes: &[u8]) -> BlobId {
         BlobId(Sha256::of(bytes))
     }
-}
 
-impl fmt::Display for BlobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, self.0)
-    }
-}
-
-impl fmt::Debug for BlobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+    fn text(&self) -> Text {
+        Text::hex(Self::PREFIX, &self.0.0)
     }
 }
 
@@ -134,7 +162,7 @@ impl FromStr for BlobId {
     }
 }
 
-serde_via_str!(BlobId);
+text_form!(BlobId);
 
 /// A signed receipt, named by the first 16 bytes of the SHA-256 of its canonical payload, so the
 /// same contribution can never be receipted under two ids.
@@ -143,17 +171,9 @@ pub struct ReceiptId(pub [u8; 16]);
 
 impl ReceiptId {
     pub const PREFIX: &'static str = "rcpt_";
-}
 
-impl fmt::Display for ReceiptId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for ReceiptId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+    fn text(&self) -> Text {
+        Text::hex(Self::PREFIX, &self.0)
     }
 }
 
@@ -165,7 +185,7 @@ impl FromStr for ReceiptId {
     }
 }
 
-serde_via_str!(ReceiptId);
+text_form!(ReceiptId);
 
 /// One hand-out of a task to one worker. Unique per relay run; a result names the lease it answers,
 /// so a late answer to an expired lease is recognised and ignored.
@@ -194,6 +214,26 @@ mod tests {
         assert_eq!(blob.to_string().parse::<BlobId>().unwrap(), blob);
         let receipt = ReceiptId([0xab; 16]);
         assert_eq!(receipt.to_string().parse::<ReceiptId>().unwrap(), receipt);
+    }
+
+    #[test]
+    fn ids_serialize_as_their_text_so_frames_and_records_written_before_still_read() {
+        let job = JobId([0xa5; 12]);
+        for (task, text) in
+            [(0, "job_a5a5a5a5a5a5a5a5a5a5a5a5.0"), (u32::MAX, "job_a5a5a5a5a5a5a5a5a5a5a5a5.4294967295")]
+        {
+            let task = TaskId { job, index: task };
+            assert_eq!(task.to_string(), text);
+            assert_eq!(postcard::to_allocvec(&task).unwrap(), postcard::to_allocvec(text).unwrap());
+            assert_eq!(serde_json::to_string(&task).unwrap(), format!("\"{text}\""));
+        }
+        let blob = BlobId::of(b"");
+        let text = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(format!("{blob:?}"), text);
+        assert_eq!(postcard::to_allocvec(&blob).unwrap(), postcard::to_allocvec(text).unwrap());
+        let receipt = ReceiptId([0x0f; 16]);
+        assert_eq!(postcard::to_allocvec(&receipt).unwrap(), postcard::to_allocvec(&receipt.to_string()).unwrap());
+        assert_eq!(receipt.to_string(), "rcpt_0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f");
     }
 
     #[test]
