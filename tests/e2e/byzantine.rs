@@ -191,8 +191,11 @@ async fn a_lazy_worker_returning_stale_results_is_caught_and_earns_nothing() {
 /// vouched for is run again by independent workers, and the wrong ones are replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_lies_once_trusted_is_caught_and_its_unchecked_results_are_redone() {
-    // No canaries: the turncoat is caught by a random check of its own tasks.
-    let args = ["--trusted-after", "2", "--canary-rate", "0"];
+    // No canaries: the turncoat is caught by a random check, of its own tasks or of others'
+    // tasks it is sent as a replica. At the default 3 % floor its own 40-odd lies would all go
+    // unchecked about one run in four, leaving the catch to the replicas; at 25 % that takes
+    // about one run in 100,000.
+    let args = ["--trusted-after", "2", "--min-check", "0.25", "--canary-rate", "0"];
     let grid = Grid::start(&args, 2).await;
     let client = &grid.client;
     let turncoat = InProcessWorker::start(&grid.relay.url, Turncoat::new(GpuExecutor::new().unwrap(), 4));

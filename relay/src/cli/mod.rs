@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Valid results in a row (of a worker and of its beneficiary) before it is trusted.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub trusted_after: u64,
+    /// The least probability that a trusted worker's task is checked, however long its record:
+    /// a worker that turns is caught, on average, within 1 / this many wrong results.
+    #[arg(long, default_value_t = 0.03, value_parser = parse_share)]
+    pub min_check: f64,
     /// Share of dispatches that are canaries: tasks whose answer trusted workers already agreed
     /// on, sent like any replica to catch workers that lie, colluding ones included.
     #[arg(long, default_value_t = 0.02, value_parser = parse_share)]
@@ -138,6 +142,7 @@ impl Config {
         config.embeddings.spot_check = args.spot_check_sequences;
         config.scheduler.trust.adaptive = args.replication == Replication::Adaptive;
         config.scheduler.trust.trusted_after = args.trusted_after;
+        config.scheduler.trust.min_check = args.min_check;
         config.scheduler.trust.canary_rate = args.canary_rate;
         config.trusted_proxies = args.trusted_proxies.clone();
         config

@@ -6,6 +6,14 @@
 //! without sled's transactions, which cost more than the writes themselves, and lets it remember
 //! the values it read and wrote last (accounts, ledgers, the sequence) instead of reading them
 //! back from the tree.
+//!
+//! What a write costs in sled 0.34 is mostly whether its key is new: a leaf splits past 16 keys,
+//! and every split rewrites both halves and the index node above (up to 256 children) into the
+//! log. Measured on the 2-core VM (groups of 256 writes, one flush each, on a tree of 100,000
+//! keys): a new key, in order or at random, 12-18 µs; a new value for an existing key 3-5 µs,
+//! even at 3-6 KB. A verified task writes three new keys (its result, its receipt, the receipt's
+//! place in its beneficiary's list) and updates one (the account): about 33 µs of the
+//! committer's time, the largest single cost of verifying a task.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
