@@ -643,9 +643,9 @@ impl State {
                 && task.owners.iter().all(|o| o.independent_of(&owner))
                 && placement::fits(task.job.entry.as_ref(), &task.needs, &limits);
             // Float replicas wait a moment for a worker that rounds like the first one did.
-            let other_class = task.spec.has_float_output()
-                && task.owners.first().is_some_and(|first| first.class != owner.class)
-                && waited < CLASS_WAIT;
+            let other_class = task.owners.first().is_some_and(|first| first.class != owner.class)
+                && waited < CLASS_WAIT
+                && task.spec.has_float_output();
             if other_class {
                 return Some(Fit::No);
             }

@@ -151,7 +151,13 @@ impl TaskRecord {
 
     /// Whether replicas are compared within a tolerance rather than bit for bit.
     pub fn has_float_output(&self) -> bool {
-        self.outputs().iter().any(|(_, dtype, _)| dtype.is_float())
+        // As `outputs` says, without building its list: it is asked while scanning the queue.
+        match &self.body {
+            TaskBody::Kernel { bindings, .. } => {
+                bindings.iter().any(|b| b.access == Access::ReadWrite && b.dtype.is_float())
+            }
+            TaskBody::Shard { .. } => Dtype::F32.is_float(),
+        }
     }
 }
 
@@ -389,6 +395,33 @@ pub(crate) fn decode_receipt(bytes: &[u8]) -> Result<SignedReceipt, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_has_float_output_exactly_when_one_of_its_outputs_is_float() {
+        let binding = |binding, dtype, access| TaskBinding { binding, dtype, access, source: None, size: 16 };
+        let kernel = |bindings| TaskRecord { index: 0, body: TaskBody::Kernel { workgroups: [1, 1, 1], bindings } };
+        let shard = TaskRecord {
+            index: 0,
+            body: TaskBody::Shard {
+                batch: 1,
+                seq: 8,
+                mask: Bytes(vec![]),
+                input: Source::Inline(Bytes(vec![])),
+                input_size: 0,
+                output_size: 64,
+            },
+        };
+        let cases = [
+            (kernel(vec![binding(0, Dtype::F32, Access::Read), binding(1, Dtype::U32, Access::ReadWrite)]), false),
+            (kernel(vec![binding(0, Dtype::U32, Access::Read), binding(1, Dtype::F32, Access::ReadWrite)]), true),
+            (kernel(vec![binding(0, Dtype::F32, Access::Read)]), false),
+            (shard, true),
+        ];
+        for (task, float) in cases {
+            assert_eq!(task.has_float_output(), float, "{task:?}");
+            assert_eq!(task.outputs().iter().any(|(_, dtype, _)| dtype.is_float()), float, "{task:?}");
+        }
+    }
 
     /// What a relay before model shards wrote.
     fn written_by_v1<T: Serialize>(old: &T) -> Vec<u8> {
