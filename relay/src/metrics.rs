@@ -21,6 +21,8 @@ pub struct Metrics {
     pub worker_connections: Counter,
     pub worker_protocol_errors: Counter,
     pub workers_online: Gauge,
+    /// Answers returned by workers and not yet judged (voted on, receipted and committed).
+    pub answers_awaiting_verification: Gauge,
     /// Seconds a replica waited in the queue before a worker got it.
     pub dispatch_wait: Histogram,
     /// Data-plane bytes workers received over direct connections (as they report them).
@@ -53,6 +55,7 @@ impl Metrics {
             worker_connections: Counter::default(),
             worker_protocol_errors: Counter::default(),
             workers_online: Gauge::default(),
+            answers_awaiting_verification: Gauge::default(),
             dispatch_wait: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
             peer_direct_bytes: Counter::default(),
             peer_relayed_bytes: Counter::default(),
@@ -91,6 +94,11 @@ impl Metrics {
             m.worker_protocol_errors.clone(),
         );
         registry.register("workers_online", "Workers connected now", m.workers_online.clone());
+        registry.register(
+            "answers_awaiting_verification",
+            "Answers returned by workers and not yet voted on, receipted and committed",
+            m.answers_awaiting_verification.clone(),
+        );
         registry.register("dispatch_wait_seconds", "Time a replica waited for a worker", m.dispatch_wait.clone());
         registry.register(
             "peer_direct_bytes",

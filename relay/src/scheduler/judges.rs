@@ -11,6 +11,7 @@
 
 use std::future::Future;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
@@ -18,11 +19,13 @@ use tokio::sync::oneshot;
 /// has not finished (their tasks are redone, as after a restart).
 pub(super) struct Judges {
     runtime: Handle,
+    /// How many judgings are started and not finished (`answers_awaiting_verification`).
+    awaiting: Gauge,
     _stop: oneshot::Sender<()>,
 }
 
 impl Judges {
-    pub(super) fn start() -> Judges {
+    pub(super) fn start(awaiting: Gauge) -> Judges {
         let runtime = Builder::new_current_thread()
             .enable_all()
             .thread_name("judge-blocking")
@@ -39,11 +42,31 @@ impl Judges {
                 let _ = runtime.block_on(stopped);
             })
             .expect("spawning the judging thread");
-        Judges { runtime: handle, _stop: stop }
+        Judges { runtime: handle, awaiting, _stop: stop }
     }
 
     pub(super) fn spawn(&self, judging: impl Future<Output = ()> + Send + 'static) {
-        self.runtime.spawn(judging);
+        let awaiting = Awaiting::new(&self.awaiting);
+        self.runtime.spawn(async move {
+            judging.await;
+            drop(awaiting);
+        });
+    }
+}
+
+/// One judging counted in the gauge until it finishes or is dropped unfinished.
+struct Awaiting(Gauge);
+
+impl Awaiting {
+    fn new(gauge: &Gauge) -> Awaiting {
+        gauge.inc();
+        Awaiting(gauge.clone())
+    }
+}
+
+impl Drop for Awaiting {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -56,7 +79,7 @@ mod tests {
 
     #[test]
     fn judging_runs_on_a_thread_of_its_own_as_batch_work() {
-        let judges = Judges::start();
+        let judges = Judges::start(Gauge::default());
         let (tx, rx) = mpsc::channel();
         judges.spawn(async move {
             let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
@@ -72,6 +95,29 @@ mod tests {
     }
 
     #[test]
+    fn judgings_are_counted_until_they_finish_or_are_dropped() {
+        let awaiting = Gauge::default();
+        let judges = Judges::start(awaiting.clone());
+        let (finish, finished) = oneshot::channel::<()>();
+        judges.spawn(async move {
+            let _ = finished.await;
+        });
+        judges.spawn(std::future::pending());
+        assert_eq!(awaiting.get(), 2);
+        let _ = finish.send(());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while awaiting.get() != 1 {
+            assert!(std::time::Instant::now() < deadline, "a finished judging is still counted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(judges);
+        while awaiting.get() != 0 {
+            assert!(std::time::Instant::now() < deadline, "a dropped judging is still counted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
     fn dropping_the_judges_stops_unfinished_judging() {
         struct Dropped(mpsc::Sender<()>);
         impl Drop for Dropped {
@@ -79,7 +125,7 @@ mod tests {
                 let _ = self.0.send(());
             }
         }
-        let judges = Judges::start();
+        let judges = Judges::start(Gauge::default());
         let (tx, rx) = mpsc::channel();
         let waiting = Dropped(tx);
         judges.spawn(async move {

@@ -104,6 +104,7 @@ impl Scheduler {
         metrics: Arc<Metrics>,
         config: SchedulerConfig,
     ) -> Scheduler {
+        let awaiting = metrics.answers_awaiting_verification.clone();
         Scheduler {
             state: Mutex::new(State::new(config.lease_timeout, config.trust.clone())),
             store,
@@ -118,7 +119,7 @@ impl Scheduler {
             next_request: 0.into(),
             exported_activation_bytes: 0.into(),
             judging: Arc::new(tokio::sync::Semaphore::new(MAX_JUDGING)),
-            judges: judges::Judges::start(),
+            judges: judges::Judges::start(awaiting),
         }
     }
 
