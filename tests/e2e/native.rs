@@ -60,6 +60,18 @@ async fn jobs_of_64_tasks_complete_on_three_honest_workers(replication: &str) ->
         }
         paid += receipts.len();
     }
+    // Once the grid is idle, no answer waits for verification.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = client.metrics().await;
+        assert!(metrics.contains("\nhyphae_answers_awaiting_verification "), "no such metric:\n{metrics}");
+        if metric(&metrics, "hyphae_answers_awaiting_verification") == 0.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "answers still await verification on an idle grid");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Every task paid exactly its verifiers, and every canary passed its worker (canaries are
     // real work, paid like any, so no worker can tell them by going unpaid).
     let metrics = client.metrics().await;
