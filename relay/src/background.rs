@@ -1,9 +1,9 @@
 //! Threads that do the relay's batch work (the store's committer, the receipt signer and the
 //! judging thread) run as batch work (`SCHED_BATCH`): the kernel does not let them preempt a
-//! running thread when they wake. On a small machine they share the cores with the threads that read results and hand out
-//! tasks; preempted each time a commit or a signature was due, those threads left workers
-//! waiting for their next task behind a batch that is not in the dispatch path at all (a worker
-//! gets its next task before its result is verified). Their share of the processor stays the
+//! running thread when they wake. On a small machine they share the cores with the threads that
+//! read results and hand out tasks; preempted each time a commit or a signature was due, those
+//! threads left workers waiting for their next task behind a batch that is not in the dispatch
+//! path at all (a worker gets its next task before its result is verified). Their share of the processor stays the
 //! same (nice 0): verification must keep up with dispatch, also beside other processes.
 
 /// Moves the calling thread to `SCHED_BATCH` at nice 0. Where that is refused (a platform without
