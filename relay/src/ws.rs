@@ -168,7 +168,7 @@ async fn read(mut stream: SplitStream<WebSocket>, worker: Address, app: &AppStat
         };
         match ToRelay::decode(&bytes) {
             // The worker's next task goes out before this result is judged; verifying it
-            // (signing, committing) runs on a task of its own.
+            // (voting, signing, committing) runs on the judging thread.
             Ok(ToRelay::Result(output)) => app.scheduler.judge_later(app.scheduler.take_result(worker, *output)).await,
             Ok(ToRelay::Digest(digest)) => app.scheduler.judge_later(app.scheduler.take_digest(worker, *digest)).await,
             Ok(ToRelay::Failed { lease, failure }) => {

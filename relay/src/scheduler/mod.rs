@@ -354,8 +354,8 @@ impl Scheduler {
     }
 
     /// Verifies what [`Scheduler::take_result`] or [`Scheduler::take_digest`] left to do (a
-    /// quorum to judge, or a canary to check) on the judging thread ([`judges`]). While [`MAX_JUDGING`]
-    /// answers already wait to be verified, it first waits for room: a relay whose verification
+    /// quorum to judge, or a canary to check) on the judging thread ([`judges`]). While
+    /// [`MAX_JUDGING`] answers already wait to be verified, it first waits for room: a relay whose verification
     /// falls behind (a slow disk, a busy signer) then reads results no faster than it settles
     /// them, rather than holding ever more of them in memory. Judging that may wait on workers'
     /// frames takes no room, so a reader waiting here never holds up the judge it waits for.
