@@ -441,7 +441,7 @@ pub struct Account {
     pub spent: Credits,
 }
 
-/// `GET /v1/receipts?account=0x…&after=rcpt_…&limit=N`.
+/// `GET /v1/receipts?account=0x…&after=NEXT&limit=N`, oldest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReceiptPage {
     pub receipts: Vec<SignedReceipt>,

@@ -7,6 +7,7 @@
 //! atomically, and commits that arrive together share one flush (group commit).
 
 pub mod blobs;
+mod chunks;
 pub mod records;
 mod sled;
 
