@@ -18,7 +18,7 @@
 //! Dispatch latency is measured at the worker: from sending a result to receiving its next task.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -234,17 +234,22 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
         latencies: std::sync::Mutex::default(),
         results: AtomicU64::new(0),
     });
-    // Keep the queue full from tasks of their own, several submissions at a time: a new job whenever
-    // fewer than BACKLOG tasks wait. The run reports the emptiest the queue got, so a starved run
-    // shows.
+    // Keep the queue full from tasks of their own: a new job whenever fewer than BACKLOG tasks wait
+    // or are on their way in. Several submitters, so a slow submission never starves the run; the
+    // run reports the emptiest the queue got, so a starved run shows.
+    let submitting = Arc::new(AtomicU32::new(0));
     let submitters: Vec<_> = (0..SUBMITTERS)
         .map(|submitter| {
-            let (state, shared) = (state.clone(), shared.clone());
+            let (state, shared, submitting) = (state.clone(), shared.clone(), submitting.clone());
             let http = reqwest::Client::new();
             tokio::spawn(async move {
                 let mut seed = submitter;
                 while !shared.stop.load(Ordering::Relaxed) {
-                    if state.scheduler.stats().tasks.queued < BACKLOG {
+                    // Counting jobs on their way in, a dip below the backlog sends one job, not
+                    // every submitter's at once: 40,000 tasks arriving together stall dispatch for
+                    // tens of milliseconds, which would measure the bursts, not the steady load.
+                    let coming = submitting.fetch_add(1, Ordering::Relaxed) * TASKS_PER_JOB as u32;
+                    if state.scheduler.stats().tasks.queued + coming < BACKLOG {
                         // Off the runtime: writing a megabyte of JSON would stall the threads
                         // the relay and the workers share, which no real client does.
                         let body = tokio::task::spawn_blocking(move || {
@@ -259,8 +264,10 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
                             .send()
                             .await?;
                         anyhow::ensure!(response.status() == 201, "submit failed: {}", response.text().await?);
+                        submitting.fetch_sub(1, Ordering::Relaxed);
                         seed += SUBMITTERS;
                     } else {
+                        submitting.fetch_sub(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
