@@ -152,8 +152,7 @@ fn run_committer(db: ::sled::Db, tree: ::sled::Tree, queue: mpsc::Receiver<Pendi
                 Err(_) => break,
             }
         }
-        let mut writes =
-            Group { tree: &tree, remembered: &remembered, written: HashMap::new(), batch: ::sled::Batch::default() };
+        let mut writes = Group { tree: &tree, remembered: &remembered, written: HashMap::new() };
         let mut applied = Vec::with_capacity(group.len());
         for pending in group {
             match writes.stage(&pending.batch) {
@@ -166,7 +165,13 @@ fn run_committer(db: ::sled::Db, tree: ::sled::Tree, queue: mpsc::Receiver<Pendi
                 }
             }
         }
-        let Group { written, batch, .. } = writes;
+        // Each key once, as the group left it: a chunk or an account written many times in a
+        // group is copied into the batch once.
+        let mut batch = ::sled::Batch::default();
+        for (k, v) in &writes.written {
+            batch.insert(k.as_slice(), v.as_slice());
+        }
+        let Group { written, .. } = writes;
         let result = tree.apply_batch(batch).and_then(|()| db.flush().map(|_| ())).map_err(io);
         match &result {
             Ok(()) => remembered.learn(written),
@@ -251,7 +256,6 @@ struct Group<'c> {
     remembered: &'c Remembered,
     /// The latest value each key was given in the group, shadowing the tree's.
     written: HashMap<Vec<u8>, Vec<u8>>,
-    batch: ::sled::Batch,
 }
 
 impl Group<'_> {
@@ -263,7 +267,6 @@ impl Group<'_> {
         }
         let Staged { written, .. } = staged;
         for (k, v) in written {
-            self.batch.insert(k.as_slice(), v.as_slice());
             self.written.insert(k, v);
         }
         Ok(())
