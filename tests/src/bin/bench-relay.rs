@@ -39,6 +39,12 @@ const SUBMITTERS: u32 = 8;
 const TARGET_PER_S: f64 = 20_000.0;
 const TARGET_P99_MS: f64 = 5.0;
 const INGEST_RUNS: usize = 5;
+/// A run is measured after WARM_UP_MIN; a paced one, besides, once its verified rate has held
+/// within 10 % of the offered load for STEADY_STEPS steps of 250 ms (or after WARM_UP_MAX if it
+/// never does).
+const WARM_UP_MIN: Duration = Duration::from_secs(2);
+const WARM_UP_MAX: Duration = Duration::from_secs(10);
+const STEADY_STEPS: u32 = 4;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Replication {
@@ -125,7 +131,8 @@ fn main() -> anyhow::Result<()> {
         TASKS_PER_JOB as f64 / ingest
     );
     println!(
-        "\nrelay benchmark ({} cores, {seconds} s per run after 2 s of warm-up, jobs of redundancy 2, trivial tasks)",
+        "\nrelay benchmark ({} cores, {seconds} s per run after warming up (2 s, paced runs until on pace, at most \
+         10 s), jobs of redundancy 2, trivial tasks)",
         available_cores()
     );
     println!(
@@ -281,13 +288,24 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
     }
     let handles: Vec<_> = (0..workers).map(|_| tokio::spawn(simulated_worker(addr, shared.clone()))).collect();
     let verified = || state.scheduler.stats().tasks.completed;
-    // Warm up (workers earn trust), steering the pace towards the offered load meanwhile.
+    // Warm up (workers earn trust), steering the pace towards the offered load meanwhile, until
+    // the pace holds: measured after a fixed 2 s, a paced run's tail was mostly its first seconds,
+    // with trust still being earned and the steering not yet settled.
     let warm_up = Instant::now();
     let mut last = (Instant::now(), verified());
-    while warm_up.elapsed() < Duration::from_secs(2) {
+    let mut steady_steps = 0;
+    while warm_up.elapsed() < WARM_UP_MIN || (steady_steps < STEADY_STEPS && warm_up.elapsed() < WARM_UP_MAX) {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        last = steer(load, &shared, last, verified());
+        let now = verified();
+        let rate = f64::from(now - last.1) / last.0.elapsed().as_secs_f64();
+        let on_pace = match load {
+            Load::Saturated => true,
+            Load::Paced(target) => (rate / target - 1.0).abs() <= 0.1,
+        };
+        steady_steps = if on_pace { steady_steps + 1 } else { 0 };
+        last = steer(load, &shared, last, now);
     }
+    let warmed_up = warm_up.elapsed();
     shared.latencies.lock().expect("not poisoned").clear();
     let (t0, verified0, results0) = (Instant::now(), verified(), shared.results.load(Ordering::Relaxed));
     let (hedged0, canaries0) = (state.metrics.tasks_hedged.get(), state.metrics.canaries_passed.get());
@@ -324,7 +342,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
     eprintln!(
         "{} replication, {workers} workers, {}: {:.0} verified/s, dispatch p50 {:.3} ms p90 {:.1} ms p99 {:.3} ms max \
          {:.1} ms ({} samples; {:.3} results a task, {:.1} µs of processor a result, {hedged} hedged, {canaries} canaries; unstarted tasks never below {min_queued}; workers think {:.1} ms \
-         a task at the end)",
+         a task at the end; warmed up for {:.1} s)",
         replication.name(),
         match load {
             Load::Saturated => "saturated".to_owned(),
@@ -339,6 +357,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
         run.replication_factor,
         run.cpu_us_per_result,
         shared.think_us.load(Ordering::Relaxed) as f64 / 1e3,
+        warmed_up.as_secs_f64(),
     );
     for h in handles {
         h.abort();
