@@ -75,7 +75,9 @@ struct Pending {
 
 pub struct SledStore {
     tree: ::sled::Tree,
-    committer: mpsc::Sender<Pending>,
+    /// `None` once dropping the store has closed it.
+    committer: Option<mpsc::Sender<Pending>>,
+    committing: Option<thread::JoinHandle<()>>,
 }
 
 fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -118,11 +120,11 @@ impl SledStore {
         let tree = db.open_tree("hyphae").map_err(io)?;
         let (committer, queue) = mpsc::channel::<Pending>();
         let commit_tree = tree.clone();
-        thread::Builder::new()
+        let committing = thread::Builder::new()
             .name("store-commit".into())
             .spawn(move || run_committer(db, commit_tree, queue))
             .map_err(|e| StoreError::Io(e.to_string()))?;
-        Ok(SledStore { tree, committer })
+        Ok(SledStore { tree, committer: Some(committer), committing: Some(committing) })
     }
 
     fn get<T: records::Record>(&self, what: &'static str, k: &[u8]) -> Result<Option<T>, StoreError> {
@@ -137,6 +139,19 @@ impl SledStore {
             .scan_prefix(prefix)
             .map(|entry| entry.map_err(io).and_then(|(_, v)| records::decode(what, &v)))
             .collect()
+    }
+}
+
+/// Dropping the store commits what it was given and closes the database before it returns, so its
+/// files may be removed then. sled's writers share one lock per process: a database still closing
+/// in the background once its directory was gone held that lock for good and stalled every other
+/// database in the process (seen when a benchmark started a relay after stopping one).
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        self.committer = None;
+        if let Some(committing) = self.committing.take() {
+            let _ = committing.join();
+        }
     }
 }
 
@@ -465,7 +480,7 @@ fn update_ledger(
 impl Store for SledStore {
     fn commit(&self, batch: Batch) -> Commit {
         let (done, wait) = oneshot::channel();
-        let sent = self.committer.send(Pending { batch, done });
+        let sent = self.committer.as_ref().ok_or(()).and_then(|c| c.send(Pending { batch, done }).map_err(drop));
         Box::pin(async move {
             sent.map_err(|_| StoreError::Closed)?;
             wait.await.map_err(|_| StoreError::Closed)?
@@ -950,6 +965,20 @@ mod tests {
         assert_eq!(store.tree.scan_prefix(key(RECEIPTS_OF, &[&worker.0])).count(), 3);
         let one = issued(&relay, worker, 77);
         assert_eq!(store.receipt(one.id).unwrap(), Some(one.receipt));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_store_writes_what_it_was_given_and_closes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let account = Address([14; 20]);
+        let mut batch = Batch::new();
+        batch.push(Op::Grant { account, amount: Credits::whole(7) });
+        let commit = store.commit(batch);
+        drop(store);
+        commit.await.unwrap();
+        let reopened = SledStore::open(dir.path()).expect("the dropped store is closed");
+        assert_eq!(reopened.account(account).unwrap().unwrap().balance, Credits::whole(7));
     }
 
     #[tokio::test]

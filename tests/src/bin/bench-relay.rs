@@ -123,6 +123,8 @@ fn main() -> anyhow::Result<()> {
             runs.push(runtime.block_on(run(mode, most, Load::Paced(rate), window))?);
         }
     }
+    drop(runtime);
+    sim::remove_stopped_data_dirs();
 
     println!(
         "\njob submission, no workers: {TASKS_PER_JOB} tasks in {:.0} ms median of {INGEST_RUNS} (POST to 201, \

@@ -159,6 +159,8 @@ fn main() -> anyhow::Result<()> {
         );
         rows.push(row);
     }
+    drop(runtime);
+    sim::remove_stopped_data_dirs();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "\ntrust benchmark: {WORKERS} simulated workers taking {work_ms} ms a task, {} tasks per run (redundancy 2 \

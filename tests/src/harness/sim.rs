@@ -33,7 +33,18 @@ pub struct InProcessRelay {
     pub api_key: &'static str,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+/// Data directories of stopped relays, removed by [`remove_stopped_data_dirs`]. A relay's store
+/// closes when the last handle on its state goes, which may be well after `stop` (a task aborted
+/// but not yet dropped); removing its files before then stalled the next relay's store.
+static STOPPED: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the data directories of stopped relays: call once nothing can hold a relay's state any
+/// more (the runtime that ran them dropped).
+pub fn remove_stopped_data_dirs() {
+    STOPPED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
 }
 
 impl InProcessRelay {
@@ -51,15 +62,17 @@ impl InProcessRelay {
         let server = tokio::spawn(relay.serve(async {
             let _ = stopped.await;
         }));
-        Ok(InProcessRelay { addr, state, api_key, stop: Some(stop), server, _dir: dir })
+        Ok(InProcessRelay { addr, state, api_key, stop: Some(stop), server, dir })
     }
 
-    /// Stops serving and waits for the relay to finish.
+    /// Stops serving and waits for the relay to finish; its data directory stays until
+    /// [`remove_stopped_data_dirs`].
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.server).await;
+        STOPPED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(self.dir);
     }
 }
 
