@@ -65,7 +65,7 @@ const CHUNK_BYTES: usize = 64 << 10;
 /// earned or spent lately.
 const REMEMBERED: usize = 100_000;
 /// Chunks the committer remembers: the last of each beneficiary lately paid and of each job lately
-/// settling. A result chunk is at most 64 × 256 bytes, so this holds at most 64 MiB.
+/// settling. A result chunk holds at most 64 results of 256 bytes, so this is 70 MB at most.
 const REMEMBERED_CHUNKS: usize = 4096;
 
 struct Pending {
@@ -480,9 +480,11 @@ fn update_ledger(
 impl Store for SledStore {
     fn commit(&self, batch: Batch) -> Commit {
         let (done, wait) = oneshot::channel();
-        let sent = self.committer.as_ref().ok_or(()).and_then(|c| c.send(Pending { batch, done }).map_err(drop));
+        let sent = self.committer.as_ref().is_some_and(|c| c.send(Pending { batch, done }).is_ok());
         Box::pin(async move {
-            sent.map_err(|_| StoreError::Closed)?;
+            if !sent {
+                return Err(StoreError::Closed);
+            }
             wait.await.map_err(|_| StoreError::Closed)?
         })
     }
