@@ -538,38 +538,36 @@ impl Store for SledStore {
         // Results alone (large ones, and those written before chunks) first; a chunk's inline
         // result for the same task is newer and replaces it.
         let mut found: BTreeMap<u32, ResultRecord> = BTreeMap::new();
-        let prefix = key(RESULT, &[&job.0]);
-        for entry in self.tree.range(task_key(RESULT, TaskId { job, index: from })..) {
-            let (k, v) = entry.map_err(io)?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let index = u32::from_be_bytes(
-                k[prefix.len()..]
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt { what: "result key", reason: "bad index".into() })?,
-            );
+        // Both kinds of key end in a task index: the task's, or the chunk's first task's.
+        let of_job = |prefix: u8, start: Vec<u8>| {
+            let job_prefix = key(prefix, &[&job.0]);
+            self.tree.range(start..).map(move |entry| {
+                let (k, v) = entry.map_err(io)?;
+                let Some(index) = k.strip_prefix(job_prefix.as_slice()) else { return Ok(None) };
+                let index = u32::from_be_bytes(
+                    index
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt { what: "result key", reason: "bad index".into() })?,
+                );
+                Ok(Some((index, v)))
+            })
+        };
+        for entry in of_job(RESULT, task_key(RESULT, TaskId { job, index: from })) {
+            let Some((index, v)) = entry? else { break };
             if index >= end {
                 break;
             }
             found.insert(index, records::decode("result", &v)?);
         }
-        let prefix = key(RESULT_CHUNK, &[&job.0]);
-        for entry in self.tree.range(result_chunk_key(TaskId { job, index: from })..) {
-            let (k, v) = entry.map_err(io)?;
-            if !k.starts_with(&prefix) {
+        for entry in of_job(RESULT_CHUNK, result_chunk_key(TaskId { job, index: from })) {
+            let Some((first, v)) = entry? else { break };
+            if first >= end {
                 break;
             }
-            let chunk = ResultChunk::parse(&v)?;
-            let mut past_end = false;
-            for (index, slot) in chunk.entries() {
-                past_end |= index >= end;
+            for (index, slot) in ResultChunk::parse(&v)?.entries() {
                 if let (Slot::Inline(result), true) = (slot, (from..end).contains(&index)) {
                     found.insert(index, records::decode("result", result)?);
                 }
-            }
-            if past_end || chunk.entries().next().is_none() {
-                break;
             }
         }
         Ok(found.into_iter().collect())
