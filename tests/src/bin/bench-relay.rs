@@ -298,14 +298,9 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
     let mut steady_steps = 0;
     while warm_up.elapsed() < WARM_UP_MIN || (steady_steps < STEADY_STEPS && warm_up.elapsed() < WARM_UP_MAX) {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = verified();
-        let rate = f64::from(now - last.1) / last.0.elapsed().as_secs_f64();
-        let on_pace = match load {
-            Load::Saturated => true,
-            Load::Paced(target) => (rate / target - 1.0).abs() <= 0.1,
-        };
+        let on_pace;
+        (last, on_pace) = steer(load, &shared, last, verified());
         steady_steps = if on_pace { steady_steps + 1 } else { 0 };
-        last = steer(load, &shared, last, now);
     }
     let warmed_up = warm_up.elapsed();
     shared.latencies.lock().expect("not poisoned").clear();
@@ -316,7 +311,7 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
     while t0.elapsed() < window {
         min_queued = min_queued.min(state.scheduler.stats().tasks.queued);
         tokio::time::sleep(Duration::from_millis(250)).await;
-        last = steer(load, &shared, last, verified());
+        last = steer(load, &shared, last, verified()).0;
     }
     let seconds = t0.elapsed().as_secs_f64();
     let verified = f64::from(verified() - verified0);
@@ -369,11 +364,14 @@ async fn run(replication: Replication, workers: usize, load: Load, window: Durat
 }
 
 /// Steers a paced run's think time by how far the verified rate since `last` fell from the
-/// offered one (saturated runs have none). Returns the new `last`.
-fn steer(load: Load, shared: &Shared, last: (Instant, u32), verified: u32) -> (Instant, u32) {
+/// offered one (saturated runs have none). Returns the new `last`, and whether the rate since
+/// `last` was on pace: within 10 % of the offered load (a saturated run always is).
+fn steer(load: Load, shared: &Shared, last: (Instant, u32), verified: u32) -> ((Instant, u32), bool) {
     let now = Instant::now();
+    let mut on_pace = true;
     if let Load::Paced(target) = load {
         let rate = f64::from(verified - last.1) / now.duration_since(last.0).as_secs_f64();
+        on_pace = (rate / target - 1.0).abs() <= 0.1;
         if rate > 0.0 {
             // Half the way there each step, and never faster than the relay can keep up with:
             // a relay that cannot serve the load still shows at least the workers' pace.
@@ -382,7 +380,7 @@ fn steer(load: Load, shared: &Shared, last: (Instant, u32), verified: u32) -> (I
             shared.think_us.store(think.max(1_000.0) as u64, Ordering::Relaxed);
         }
     }
-    (now, verified)
+    ((now, verified), on_pace)
 }
 
 async fn simulated_worker(addr: std::net::SocketAddr, shared: Arc<Shared>) -> anyhow::Result<()> {
