@@ -6,7 +6,11 @@
 //! - **results** of [`RESULTS_PER_CHUNK`] consecutive tasks of a job. A result up to
 //!   [`INLINE_RESULT_MAX`] bytes is kept in the chunk; a larger one stays under a key of its own
 //!   and the chunk says so, so rewriting a chunk stays cheap whatever the job outputs.
-//! - **a beneficiary's receipt ids**, [`RECEIPTS_PER_CHUNK`] to a chunk, oldest first.
+//! - **a beneficiary's receipt ids**, [`RECEIPTS_PER_CHUNK`] to a chunk, oldest first. Only
+//!   full chunks have a key of their own, written once; the chunk still filling is the
+//!   [`ReceiptTail`] kept after the beneficiary's account record, which paying them updates
+//!   anyway. Two keys updated per receipt cost twice one (with 1,000 beneficiaries paid in turn,
+//!   6.8 µs and 4.1 µs a task apart, 5.1 µs together; scratch program as in `sled.rs`).
 //!
 //! The layouts are raw bytes rather than postcard records so that adding to a chunk copies bytes
 //! instead of decoding and encoding every record already in it. A result chunk starts with a
@@ -25,6 +29,7 @@ pub const RECEIPTS_PER_CHUNK: u64 = 64;
 pub const CHUNKED_CURSOR: u64 = 1 << 63;
 
 const RESULT_CHUNK_V1: u8 = 1;
+const RECEIPT_TAIL_V1: u8 = 1;
 const INLINE: u8 = 0;
 const ALONE: u8 = 1;
 
@@ -130,6 +135,69 @@ pub fn receipt_ids(bytes: &[u8]) -> Result<impl Iterator<Item = ReceiptId> + '_,
     Ok(ids.iter().map(|id| ReceiptId(*id)))
 }
 
+/// The receipt ids of a beneficiary's chunk still filling, and how many full chunks come before
+/// it. Appended to the account record's bytes; an account written before tails has none, and its
+/// last chunk, full or not, has a key of its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReceiptTail {
+    /// Full chunks, under the chunk numbers before this one.
+    pub sealed: u64,
+    /// Whole 16-byte ids, fewer than [`RECEIPTS_PER_CHUNK`].
+    ids: Vec<u8>,
+}
+
+impl ReceiptTail {
+    /// The tail that continues the chunk numbered `last` holding `ids` (or nothing: `None`).
+    pub fn after(last: Option<(u64, &[u8])>) -> ReceiptTail {
+        match last {
+            Some((chunk, ids)) if ids.len() as u64 >= RECEIPTS_PER_CHUNK * 16 => {
+                ReceiptTail { sealed: chunk + 1, ids: Vec::new() }
+            }
+            Some((chunk, ids)) => ReceiptTail { sealed: chunk, ids: ids.to_vec() },
+            None => ReceiptTail::default(),
+        }
+    }
+
+    /// What follows an account record: `None` if nothing does.
+    pub fn parse(bytes: &[u8]) -> Result<Option<ReceiptTail>, StoreError> {
+        let corrupt = |reason: &str| StoreError::Corrupt { what: "receipt tail", reason: reason.into() };
+        let Some((&format, rest)) = bytes.split_first() else {
+            return Ok(None);
+        };
+        if format != RECEIPT_TAIL_V1 {
+            return Err(corrupt("unknown format"));
+        }
+        let (sealed, ids) = rest.split_first_chunk::<8>().ok_or_else(|| corrupt("truncated"))?;
+        if ids.len() % 16 != 0 || ids.len() as u64 >= RECEIPTS_PER_CHUNK * 16 {
+            return Err(corrupt("not whole ids of one chunk"));
+        }
+        Ok(Some(ReceiptTail { sealed: u64::from_be_bytes(*sealed), ids: ids.to_vec() }))
+    }
+
+    pub fn encode_onto(&self, out: &mut Vec<u8>) {
+        out.reserve(9 + self.ids.len());
+        out.push(RECEIPT_TAIL_V1);
+        out.extend_from_slice(&self.sealed.to_be_bytes());
+        out.extend_from_slice(&self.ids);
+    }
+
+    /// Adds `id`; returns the chunk it filled, to be written under chunk number `sealed - 1`.
+    pub fn push(&mut self, id: ReceiptId) -> Option<Vec<u8>> {
+        self.ids.extend_from_slice(&id.0);
+        if (self.ids.len() as u64) < RECEIPTS_PER_CHUNK * 16 {
+            return None;
+        }
+        self.sealed += 1;
+        Some(std::mem::take(&mut self.ids))
+    }
+
+    /// The ids with their positions in the beneficiary's list, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, ReceiptId)> + '_ {
+        let ids = self.ids.as_chunks::<16>().0.iter().map(|id| ReceiptId(*id));
+        (self.sealed * RECEIPTS_PER_CHUNK..).zip(ids)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +239,37 @@ mod tests {
         }
         assert!(matches!(receipt_ids(&[0; 17]).map(|ids| ids.count()), Err(StoreError::Corrupt { .. })));
         assert_eq!(receipt_ids(&[3; 32]).unwrap().collect::<Vec<_>>(), [ReceiptId([3; 16]); 2]);
+    }
+
+    #[test]
+    fn a_receipt_tail_fills_a_chunk_then_starts_the_next() {
+        let mut tail = ReceiptTail::after(None);
+        for n in 0..RECEIPTS_PER_CHUNK - 1 {
+            assert_eq!(tail.push(ReceiptId([n as u8; 16])), None);
+        }
+        let full = tail.push(ReceiptId([0xee; 16])).expect("the 64th id fills the chunk");
+        assert_eq!(receipt_ids(&full).unwrap().count() as u64, RECEIPTS_PER_CHUNK);
+        assert_eq!(receipt_ids(&full).unwrap().last(), Some(ReceiptId([0xee; 16])));
+        assert_eq!(tail.push(ReceiptId([1; 16])), None);
+        let mut bytes = vec![0xaa];
+        tail.encode_onto(&mut bytes);
+        let parsed = ReceiptTail::parse(&bytes[1..]).unwrap().unwrap();
+        assert_eq!(parsed, tail);
+        assert_eq!(parsed.entries().collect::<Vec<_>>(), [(RECEIPTS_PER_CHUNK, ReceiptId([1; 16]))]);
+    }
+
+    #[test]
+    fn a_tail_continues_the_last_chunk_written_before_tails() {
+        let two = [7u8; 32];
+        let continued = ReceiptTail::after(Some((3, &two)));
+        assert_eq!(continued.sealed, 3);
+        assert_eq!(continued.entries().map(|(p, _)| p).collect::<Vec<_>>(), [192, 193]);
+        let full = vec![7u8; RECEIPTS_PER_CHUNK as usize * 16];
+        assert_eq!(ReceiptTail::after(Some((3, &full))), ReceiptTail { sealed: 4, ids: Vec::new() });
+        assert_eq!(ReceiptTail::parse(&[]).unwrap(), None);
+        for damaged in [&[2u8, 0, 0, 0, 0, 0, 0, 0, 0][..], &[1, 0, 0], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 5]] {
+            assert!(matches!(ReceiptTail::parse(damaged), Err(StoreError::Corrupt { .. })), "{damaged:?}");
+        }
     }
 
     #[test]

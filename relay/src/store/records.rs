@@ -298,9 +298,14 @@ pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
 }
 
 pub(crate) fn decode<T: Record>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    match postcard::from_bytes::<Versioned<T, T::V1>>(bytes) {
-        Ok(Versioned::V2(record)) => Ok(record),
-        Ok(Versioned::V1(old)) => Ok(T::upgrade(old)),
+    decode_prefix(what, bytes).map(|(record, _)| record)
+}
+
+/// A record and the bytes after it (see [`super::chunks::ReceiptTail`]).
+pub(crate) fn decode_prefix<'b, T: Record>(what: &'static str, bytes: &'b [u8]) -> Result<(T, &'b [u8]), StoreError> {
+    match postcard::take_from_bytes::<Versioned<T, T::V1>>(bytes) {
+        Ok((Versioned::V2(record), rest)) => Ok((record, rest)),
+        Ok((Versioned::V1(old), rest)) => Ok((T::upgrade(old), rest)),
         Err(e) => Err(StoreError::Corrupt { what, reason: e.to_string() }),
     }
 }
