@@ -13,7 +13,9 @@
 //! agreeing, independent workers, with their outputs in the relay's hands (not kept on workers
 //! for a next shard) and small.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use hyphae_proto::frame::DeviceLimits;

@@ -2,7 +2,7 @@
 //! failure report, the worker's disconnect, or expiry; in the last three the replica goes back in
 //! the queue for another worker.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::time::Instant;
 
 use hyphae_proto::{Address, LeaseId, TaskId};

@@ -2,7 +2,9 @@
 //! one mutex and never awaits: slow work (comparing big outputs, signing, disk) happens outside,
 //! in `mod.rs`, between transitions.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -18,12 +18,13 @@
 //! its own took 34-36 µs and one key per result and per list entry 49 µs.
 //! Results, receipt lists and tasks written one per key before chunks are still read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
+use foldhash::{HashMap, HashMapExt};
 use hyphae_proto::{Address, Issued, JobId, ReceiptId, Sha256, SignedReceipt, TaskId};
 use tokio::sync::oneshot;
 

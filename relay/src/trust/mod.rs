@@ -12,7 +12,7 @@
 
 mod standing;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use hyphae_proto::{Address, TaskId};
 use rand::Rng;
